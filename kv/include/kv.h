@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kv.h - the public interface of libkv, the key-value engine under kvfs.
+ *
+ * This is the only header of kv/ that other layers include. Every handle is
+ * opaque; every function returns 0 (or a byte count) on success and a
+ * negative errno on failure. Human-readable detail for a failure (the file,
+ * the offset, what was expected) goes to the options' log callback, which
+ * defaults to stderr.
+ *
+ * Semantics (see ../shared/DESIGN.md, "libkv"):
+ *   - keys and values are byte strings, keys ordered by memcmp then length;
+ *     limits KV_MAX_KEY and KV_MAX_VALUE (-E2BIG beyond them, -EINVAL for an
+ *     empty key);
+ *   - a write batch is atomic for readers and across crashes;
+ *   - writes have one global order (the log sequence number, LSN); after a
+ *     crash the store is exactly a prefix of that order;
+ *   - plain reads return the newest *committed* version and never wait for a
+ *     writer; KV_READ_LATEST returns the newest appended version, for callers
+ *     that serialize their own writers with their own locks.
+ *
+ * Thread safety: a struct kv_db may be used by any number of threads at
+ * once. A struct kv_batch belongs to one thread at a time. A struct kv_cq is
+ * filled by the engine from any thread and drained by its owner only.
+ */
+#ifndef KV_H
+#define KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The on-disk format version this library writes and the newest it reads. */
+#define KV_FORMAT_VERSION 1
+
+#define KV_MAX_KEY 4096u		/* bytes */
+#define KV_MAX_VALUE (16u << 20)	/* bytes; also at most log_buffer_size / 4 */
+
+struct kv_db;
+struct kv_batch;
+struct kv_cq;
+struct kv_env;
+
+/*
+ * Durability of a write (DESIGN.md, "Semantics").
+ *
+ * KV_DUR_SYNC          acknowledged once durable (group-committed fdatasync).
+ * KV_DUR_BATCH         acknowledged once appended and visible to KV_READ_LATEST;
+ *                      durable within the commit bound: the commit pipeline
+ *                      submits every appended byte with the next group commit
+ *                      after the one in flight, even if no further write
+ *                      comes (see kv/FORMAT.md, "Durability bound").
+ * KV_DUR_FSYNC_PER_OP  baseline: writers are serialized and each does its own
+ *                      write + fdatasync. For benchmarks only.
+ * KV_DUR_LOCKED        baseline: the writer holds the key's lock across its
+ *                      commit and readers take that lock. For benchmarks only.
+ */
+enum kv_durability {
+	KV_DUR_DEFAULT = 0,	/* in write options: the database's mode */
+	KV_DUR_SYNC,
+	KV_DUR_BATCH,
+	KV_DUR_FSYNC_PER_OP,
+	KV_DUR_LOCKED,
+};
+
+enum kv_log_level { KV_LOG_ERROR, KV_LOG_WARN, KV_LOG_INFO, KV_LOG_DEBUG };
+
+typedef void (*kv_log_fn)(void *ctx, enum kv_log_level level, const char *msg);
+
+struct kv_options {
+	int create_if_missing;		/* create an empty store if dir has none */
+	int error_if_exists;		/* -EEXIST if dir already holds a store */
+	enum kv_durability durability;	/* default KV_DUR_SYNC */
+	size_t log_buffer_size;		/* bytes per memtable log buffer = WAL
+					 * segment size; default 64 MiB, range
+					 * [64 KiB, 256 MiB] */
+	struct kv_env *env;		/* file I/O; NULL = the real one */
+	kv_log_fn log;			/* NULL = stderr, errors and warnings */
+	void *log_ctx;
+};
+
+/* Fill *opt with the defaults. */
+void kv_options_init(struct kv_options *opt);
+
+/*
+ * Open the store in directory @dir. Errors: -ENOENT (no store and
+ * !create_if_missing), -EEXIST (error_if_exists), -EBUSY (another handle or
+ * process has it open), -EMEDIUMTYPE (dir holds something that is not a libkv
+ * store), -EPROTONOSUPPORT (a newer format or unknown incompatible feature),
+ * -EUCLEAN / -EBADMSG (corruption that recovery cannot treat as a torn tail),
+ * -EINVAL (bad options), or an I/O error. Recovery replays the WAL; see
+ * kv/FORMAT.md for what counts as a torn tail.
+ */
+int kv_open(const char *dir, const struct kv_options *opt, struct kv_db **out);
+
+/* Commit everything appended, stop background work, free. Returns the first
+ * error of the final commit (the handle is freed regardless). */
+int kv_close(struct kv_db *db);
+
+/* ---- writes ----------------------------------------------------------- */
+
+struct kv_write_options {
+	enum kv_durability durability;	/* KV_DUR_DEFAULT = the database's */
+};
+
+/* A batch of puts and deletes applied atomically, in order. */
+int kv_batch_create(struct kv_batch **out);
+void kv_batch_destroy(struct kv_batch *b);
+void kv_batch_clear(struct kv_batch *b);
+int kv_batch_put(struct kv_batch *b, const void *key, size_t klen, const void *val,
+		 size_t vlen);
+int kv_batch_delete(struct kv_batch *b, const void *key, size_t klen);
+uint32_t kv_batch_count(const struct kv_batch *b);
+
+/*
+ * Synchronous writes: return once the write is acknowledged under its
+ * durability mode. @wo may be NULL. After a failed WAL write or fdatasync
+ * the database is failed and every write returns -EIO until it is reopened.
+ */
+int kv_put(struct kv_db *db, const struct kv_write_options *wo, const void *key, size_t klen,
+	   const void *val, size_t vlen);
+int kv_delete(struct kv_db *db, const struct kv_write_options *wo, const void *key,
+	      size_t klen);
+int kv_write(struct kv_db *db, const struct kv_write_options *wo, const struct kv_batch *b);
+
+/*
+ * Asynchronous writes. The batch is appended (and its bytes copied) before
+ * the call returns, so @b may be reused at once; the acknowledgement comes
+ * later, exactly once, with status 0 or a negative errno:
+ *   kv_write_async  as a completion in @cq carrying @tag;
+ *   kv_write_cb     by calling @cb(@arg, status) from an engine thread, which
+ *                   must not block for long and must not wait on this db.
+ * If the call itself returns an error, no completion will come.
+ * Many writes may be in flight per caller; completions of one caller arrive
+ * in the order of their LSNs.
+ */
+typedef void (*kv_done_fn)(void *arg, int status);
+int kv_write_async(struct kv_db *db, const struct kv_write_options *wo, const struct kv_batch *b,
+		   struct kv_cq *cq, uint64_t tag);
+int kv_write_cb(struct kv_db *db, const struct kv_write_options *wo, const struct kv_batch *b,
+		kv_done_fn cb, void *arg);
+
+/* A private completion queue, owned by one thread. */
+struct kv_completion {
+	uint64_t tag;
+	int status;
+};
+int kv_cq_create(struct kv_cq **out);
+/* Only once no write aimed at it is in flight. */
+void kv_cq_destroy(struct kv_cq *cq);
+/*
+ * Move up to @max completions into @out; wait until at least @min are there
+ * (0 = do not wait). Returns the number moved.
+ */
+int kv_cq_reap(struct kv_cq *cq, struct kv_completion *out, int max, int min);
+
+/*
+ * Wait until every write appended before the call is durable. Returns -EIO
+ * if the database has failed.
+ */
+int kv_sync(struct kv_db *db);
+
+/* ---- reads ------------------------------------------------------------ */
+
+#define KV_READ_LATEST 0x1u	/* newest appended version, committed or not */
+
+/*
+ * Look @key up. On success returns the value's length and copies
+ * min(length, @cap) bytes into @buf (so a return above @cap means "call again
+ * with a bigger buffer"). -ENOENT if there is no such key.
+ */
+ssize_t kv_get(struct kv_db *db, unsigned flags, const void *key, size_t klen, void *buf,
+	       size_t cap);
+/* As kv_get, into a malloc'd buffer the caller frees. */
+int kv_get_alloc(struct kv_db *db, unsigned flags, const void *key, size_t klen, void **val,
+		 size_t *vlen);
+
+/* ---- introspection ---------------------------------------------------- */
+
+struct kv_stats {
+	uint64_t appended_lsn;		/* end of the last appended record */
+	uint64_t durable_lsn;		/* everything below is on disk */
+	uint64_t records;		/* WAL records (batches) appended */
+	uint64_t commits;		/* group commits completed */
+	uint64_t commit_bytes;		/* bytes written by group commits */
+	uint64_t versions_replaced;	/* uncommitted versions replaced in place */
+	uint64_t versions_superseded;	/* versions already older than the latest */
+	uint64_t log_buffer_bytes;	/* bytes used in all memtable log buffers */
+	uint64_t log_buffer_live_bytes;	/* of which still referenced by a key */
+	uint64_t memtables;		/* active + immutable */
+	uint64_t wal_segments;		/* live WAL segment files */
+	int failed;			/* 0, or the error that failed the store */
+};
+int kv_stats(struct kv_db *db, struct kv_stats *st);
+
+/* The name of a durability mode ("sync", "batch", "fsync-per-op", "locked")
+ * and back (-EINVAL for an unknown name). */
+const char *kv_durability_name(enum kv_durability d);
+int kv_durability_parse(const char *name, enum kv_durability *out);
+
+/* ---- file I/O environments (see kv/env.h for the interface) ----------- */
+
+/* The real environment: POSIX calls, WAL commits through io_uring. Shared,
+ * never freed. */
+struct kv_env *kv_env_default(void);
+
+/*
+ * A fault-injecting environment for tests, wrapping @base. It remembers every
+ * write not yet made durable (by fsync/fdatasync of the file, or of its
+ * directory for creates, renames and unlinks) so that a power cut can be
+ * simulated.
+ */
+struct kv_fault_env;
+int kv_fault_env_create(struct kv_env *base, struct kv_fault_env **out);
+void kv_fault_env_destroy(struct kv_fault_env *fe);
+struct kv_env *kv_fault_env_env(struct kv_fault_env *fe);
+
+struct kv_fault_rules {
+	int64_t fail_sync_after;	/* the Nth later sync fails with -EIO (1 = next);
+					 * then every sync fails; 0 = off */
+	int64_t enospc_after_bytes;	/* writes past this many more bytes fail
+					 * with -ENOSPC (partially: a short
+					 * write first); 0 = off */
+	int short_writes;		/* each write writes at most half its
+					 * bytes (at least 1) per call */
+	int64_t crash_after_ops;	/* after N more I/O calls every call fails
+					 * with -EIO, as if the process had died
+					 * there; 0 = off */
+};
+void kv_fault_env_set_rules(struct kv_fault_env *fe, const struct kv_fault_rules *r);
+
+/*
+ * Simulate a power cut: every file is put back to its durable state (unsynced
+ * writes undone, files whose creation was not made durable removed, renames
+ * and unlinks not made durable undone). With @torn_seed != 0, a seeded random
+ * subset of the unsynced 512-byte sectors survives instead, as a torn write
+ * would leave them. All files must be closed (the db closed or abandoned).
+ */
+int kv_fault_env_power_cut(struct kv_fault_env *fe, uint64_t torn_seed);
+/* Forget the remembered unsynced state (as if everything had been synced). */
+void kv_fault_env_settle(struct kv_fault_env *fe);
+
+/*
+ * Abandon a database without committing anything: the state a SIGKILL leaves
+ * (for tests with a fault env). Frees memory and closes files only.
+ */
+void kv_abandon(struct kv_db *db);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KV_H */

@@ -1,1 +1,285 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * commit.c - group commit: no logging thread, a foreground leader per commit.
+ *
+ * The commit token (db->token) is held by at most one thread, the leader. A
+ * writer's life after appending (db.c) is one of:
+ *
+ *   state        enters when                      leaves when
+ *   ----------   -----------------------------    -----------------------------
+ *   WAITING      it needs durability (sync,       its bytes are durable (done),
+ *                locked, fsync-per-op) and the    the db failed (-EIO), or the
+ *                token is taken                   token is free: -> LEADING
+ *   LEADING      it won the token (CAS 0 -> 1)    one commit step done: it
+ *                                                 releases the token, bumps
+ *                                                 commit_seq, wakes all
+ *                                                 WAITING, and re-checks
+ *   ACKED-EARLY  batch mode / async submit: it    at once; it kicks the
+ *                does not wait                    backstop, which leads for it
+ *
+ * One commit step (kv_commit_step) on db->commit_mem, the oldest memtable not
+ * yet all durable: seal the open epoch (logbuf.c waits for its writers to
+ * release), write [durable, end) of the buffer at the same file offset and
+ * fdatasync it (env->write_durable: one io_uring write linked to one
+ * fdatasync), then publish: durable = end, which makes the whole epoch
+ * committed for readers at once (batch-atomic), and deliver the epoch's async
+ * completions in LSN order. Appends go on into the next epoch throughout.
+ * Memtables are committed strictly in order, so the log on disk is a prefix.
+ *
+ * Failure: a failed write or fdatasync is never retried (the kernel may have
+ * dropped the dirty pages). The db is failed with the error: nothing of the
+ * epoch is published, every waiter and every pending async request gets
+ * -EIO, and every later write fails until the db is reopened.
+ *
+ * The backstop thread leads only on a kick, so that async and batch-mode
+ * writes commit with no further call: in batch mode an acknowledged write is
+ * durable once the commit in flight (if any) and the next one complete.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "sync.h"
+
+static int token_try(struct kv_db *db)
+{
+	int zero = 0;
+
+	return atomic_compare_exchange_strong_explicit(&db->token, &zero, 1, memory_order_acquire,
+						       memory_order_relaxed);
+}
+
+static void token_release(struct kv_db *db)
+{
+	atomic_store_explicit(&db->token, 0, memory_order_release);
+	atomic_fetch_add_explicit(&db->commit_seq, 1, memory_order_release);
+	kv_futex_wake_all(&db->commit_seq);
+}
+
+/* Merge sort a request list by LSN (the stack arrives in push order). */
+static struct kv_req *sort_reqs(struct kv_req *l)
+{
+	struct kv_req *a = NULL, *b = NULL, *out = NULL, **tail = &out;
+
+	if (!l || !l->next)
+		return l;
+	for (int i = 0; l; i++) {
+		struct kv_req *next = l->next;
+
+		if (i & 1) {
+			l->next = b;
+			b = l;
+		} else {
+			l->next = a;
+			a = l;
+		}
+		l = next;
+	}
+	a = sort_reqs(a);
+	b = sort_reqs(b);
+	while (a && b) {
+		struct kv_req **m = kv_ref_off(a->ref) <= kv_ref_off(b->ref) ? &a : &b;
+
+		*tail = *m;
+		tail = &(*m)->next;
+		*m = (*m)->next;
+	}
+	*tail = a ? a : b;
+	return out;
+}
+
+static void deliver(struct kv_req *l, int status)
+{
+	l = sort_reqs(l);
+	while (l) {
+		struct kv_req *next = l->next;
+
+		kv_req_complete(l, status);
+		l = next;
+	}
+}
+
+/* Failed db: hand -EIO to every request still waiting, in any memtable. */
+static void drain_failed(struct kv_db *db)
+{
+	struct kv_mem *m;
+
+	pthread_mutex_lock(&db->rot_mu);
+	m = db->oldest;
+	pthread_mutex_unlock(&db->rot_mu);
+	for (; m; m = atomic_load_explicit(&m->newer, memory_order_acquire))
+		deliver(kv_logbuf_take_all_reqs(&m->lb), -EIO);
+}
+
+void kv_commit_fail(struct kv_db *db, int err)
+{
+	int zero = 0;
+
+	if (atomic_compare_exchange_strong(&db->failed, &zero, err ? err : -EIO))
+		kv_log(db, KV_LOG_ERROR, "%s: the store has failed (%s); writes return -EIO until it is reopened",
+		       db->dir, strerror(-(err ? err : -EIO)));
+	atomic_fetch_add_explicit(&db->commit_seq, 1, memory_order_release);
+	kv_futex_wake_all(&db->commit_seq);
+	kv_commit_kick(db);
+}
+
+/* Advance commit_mem past memtables that are complete; close their files. */
+static struct kv_mem *commit_target(struct kv_db *db)
+{
+	struct kv_mem *m = db->commit_mem, *n;
+
+	while (kv_logbuf_done(&m->lb)) {
+		n = atomic_load_explicit(&m->newer, memory_order_acquire);
+		if (!n)
+			return NULL;
+		if (m->file) {
+			m->file->env->ops->close(m->file);
+			m->file = NULL;
+		}
+		db->commit_mem = m = n;
+	}
+	return m;
+}
+
+/* Token holder: commit one epoch. 1 done, 0 nothing to do, or -errno. */
+static int commit_step(struct kv_db *db)
+{
+	struct kv_mem *m;
+	uint64_t start, end, d;
+	uint32_t epoch;
+	int err;
+
+	if (atomic_load_explicit(&db->failed, memory_order_acquire)) {
+		drain_failed(db);
+		return atomic_load(&db->failed);
+	}
+	m = commit_target(db);
+	if (!m || !kv_logbuf_seal(&m->lb, &epoch, &start, &end))
+		return 0;
+	d = atomic_load_explicit(&m->lb.durable, memory_order_relaxed);
+	/* A writer that could not index its record failed the db before its
+	 * release: never write an epoch that holds such a record. */
+	err = atomic_load_explicit(&db->failed, memory_order_acquire);
+	if (!err)
+		err = m->file->env->ops->write_durable(m->file, m->lb.base + d, end - d, d);
+	if (err) {
+		kv_log(db, KV_LOG_ERROR, "%s: WAL commit of bytes [%llu, %llu) failed: %s", m->path,
+		       (unsigned long long)d, (unsigned long long)end, strerror(-err));
+		kv_commit_fail(db, err);
+		drain_failed(db);
+		return err;
+	}
+	atomic_fetch_add_explicit(&db->commits, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->commit_bytes, end - d, memory_order_relaxed);
+	deliver(kv_logbuf_publish(&m->lb, epoch, end), 0);
+	return 1;
+}
+
+static int durable_enough(struct kv_mem *m, uint64_t end)
+{
+	uint64_t fe = atomic_load_explicit(&m->lb.final_end, memory_order_acquire);
+
+	if (fe < end)
+		end = fe;
+	return atomic_load_explicit(&m->lb.durable, memory_order_acquire) >= end;
+}
+
+int kv_commit_wait(struct kv_db *db, struct kv_mem *m, uint64_t end)
+{
+	for (;;) {
+		uint32_t seq = atomic_load_explicit(&db->commit_seq, memory_order_acquire);
+		int err;
+
+		if (durable_enough(m, end))
+			return 0;
+		err = atomic_load_explicit(&db->failed, memory_order_acquire);
+		if (err)
+			return -EIO;
+		if (token_try(db)) {
+			commit_step(db);
+			token_release(db);
+			continue;
+		}
+		kv_futex_wait(&db->commit_seq, seq);
+	}
+}
+
+void kv_commit_kick(struct kv_db *db)
+{
+	if (atomic_load_explicit(&db->kick, memory_order_relaxed))
+		return;
+	if (!atomic_exchange_explicit(&db->kick, 1, memory_order_acq_rel))
+		kv_futex_wake_one(&db->kick);
+}
+
+/* Anything appended and not durable, in any memtable? */
+static int pending(struct kv_db *db)
+{
+	struct kv_mem *m = atomic_load_explicit(&db->active, memory_order_acquire);
+
+	for (; m && !kv_logbuf_done(&m->lb); m = m->older)
+		if (kv_logbuf_appended(&m->lb) > atomic_load(&m->lb.durable))
+			return 1;
+	return 0;
+}
+
+/* The backstop leads until nothing is pending (or the db has failed). */
+static void backstop_round(struct kv_db *db)
+{
+	for (;;) {
+		uint32_t seq = atomic_load_explicit(&db->commit_seq, memory_order_acquire);
+		int failed = atomic_load_explicit(&db->failed, memory_order_acquire);
+
+		if (!failed && !pending(db))
+			return;
+		if (token_try(db)) {
+			int r = commit_step(db);
+
+			token_release(db);
+			if (failed || r < 0)
+				return;
+			continue;
+		}
+		kv_futex_wait(&db->commit_seq, seq);
+	}
+}
+
+static void *backstop_main(void *arg)
+{
+	struct kv_db *db = arg;
+
+	while (!atomic_load_explicit(&db->stopping, memory_order_acquire)) {
+		if (!atomic_load_explicit(&db->kick, memory_order_acquire)) {
+			kv_futex_wait(&db->kick, 0);
+			continue;
+		}
+		atomic_store_explicit(&db->kick, 0, memory_order_release);
+		if (!atomic_load_explicit(&db->failed, memory_order_acquire))
+			kv_store_prepare_spare(db);
+		backstop_round(db);
+	}
+	return NULL;
+}
+
+int kv_commit_start(struct kv_db *db)
+{
+	int err = pthread_create(&db->backstop, NULL, backstop_main, db);
+
+	if (err)
+		return -err;
+	db->backstop_started = 1;
+	kv_commit_kick(db);
+	return 0;
+}
+
+void kv_commit_stop(struct kv_db *db)
+{
+	if (!db->backstop_started)
+		return;
+	atomic_store_explicit(&db->stopping, 1, memory_order_release);
+	atomic_store_explicit(&db->kick, 1, memory_order_release);
+	kv_futex_wake_one(&db->kick);
+	pthread_join(db->backstop, NULL);
+	db->backstop_started = 0;
+}

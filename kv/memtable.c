@@ -1,1 +1,299 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * memtable.c - the MVCC skiplist (the version protocol is in memtable.h).
+ *
+ * Insert-only and lock-free for readers: a node is linked bottom-up with one
+ * CAS per level, level 0 first, so a node is in the list exactly when it is
+ * linked at level 0; nodes are never unlinked and live in an arena until the
+ * memtable is destroyed. Two writers inserting the same key race at level 0:
+ * the loser finds the winner's node and applies its version there (its own
+ * node stays unused in the arena). Keys are not copied: a node points at the
+ * key bytes of the first record that wrote it, in the log buffer, which
+ * lives as long as the memtable.
+ */
+#include "memtable.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sync.h"
+
+#define ARENA_CHUNK (256u << 10)
+
+struct kv_arena_chunk {
+	struct kv_arena_chunk *next;
+	size_t size;
+	_Alignas(16) uint8_t data[];
+};
+
+static void *arena_alloc(struct kv_memtable *mt, size_t size)
+{
+	struct kv_arena_chunk *c;
+	void *p = NULL;
+
+	size = (size + 15) & ~(size_t)15;
+	pthread_mutex_lock(&mt->arena_mu);
+	c = mt->chunks;
+	if (!c || mt->chunk_used + size > c->size) {
+		size_t csize = size > ARENA_CHUNK ? size : ARENA_CHUNK;
+
+		c = malloc(sizeof(*c) + csize);
+		if (!c)
+			goto out;
+		c->size = csize;
+		c->next = mt->chunks;
+		mt->chunks = c;
+		mt->chunk_used = 0;
+		atomic_fetch_add_explicit(&mt->arena_bytes, sizeof(*c) + csize,
+					  memory_order_relaxed);
+	}
+	p = c->data + mt->chunk_used;
+	mt->chunk_used += size;
+out:
+	pthread_mutex_unlock(&mt->arena_mu);
+	return p;
+}
+
+static struct kv_mnode *node_new(struct kv_memtable *mt, int height)
+{
+	size_t size = sizeof(struct kv_mnode) + (size_t)height * sizeof(_Atomic(void *));
+	struct kv_mnode *n = arena_alloc(mt, size);
+
+	if (!n)
+		return NULL;
+	memset(n, 0, size);
+	n->height = (uint8_t)height;
+	return n;
+}
+
+int kv_memtable_init(struct kv_memtable *mt, struct kv_logbuf *lb)
+{
+	memset(mt, 0, sizeof(*mt));
+	mt->lb = lb;
+	pthread_mutex_init(&mt->arena_mu, NULL);
+	atomic_init(&mt->height, 1);
+	mt->head = node_new(mt, KV_SKIP_MAX_HEIGHT);
+	if (!mt->head) {
+		pthread_mutex_destroy(&mt->arena_mu);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void kv_memtable_destroy(struct kv_memtable *mt)
+{
+	struct kv_arena_chunk *c = mt->chunks;
+
+	while (c) {
+		struct kv_arena_chunk *next = c->next;
+
+		free(c);
+		c = next;
+	}
+	mt->chunks = NULL;
+	pthread_mutex_destroy(&mt->arena_mu);
+}
+
+static int key_cmp(const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+/* 1/4 branching, as LevelDB and RocksDB use. */
+static int random_height(void)
+{
+	static __thread uint64_t rng;
+	int h = 1;
+
+	if (!rng) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)&rng ^ 0x9e3779b97f4a7c15ull;
+	}
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	for (uint64_t r = rng; h < KV_SKIP_MAX_HEIGHT && (r & 3) == 0; r >>= 2)
+		h++;
+	return h;
+}
+
+/*
+ * From @x at @level, advance while the next key is below @key. Returns the
+ * last node below @key; *succ gets the first node >= key (or NULL).
+ */
+static struct kv_mnode *scan_level(struct kv_mnode *x, int level, const uint8_t *key,
+				   uint32_t klen, struct kv_mnode **succ)
+{
+	for (;;) {
+		struct kv_mnode *n = atomic_load_explicit(&x->next[level], memory_order_acquire);
+
+		if (!n || key_cmp(n->key, n->klen, key, klen) >= 0) {
+			*succ = n;
+			return x;
+		}
+		x = n;
+	}
+}
+
+static struct kv_mnode *find(struct kv_memtable *mt, const uint8_t *key, uint32_t klen,
+			     int top, struct kv_mnode **prev, struct kv_mnode **succ)
+{
+	struct kv_mnode *x = mt->head, *n = NULL;
+
+	for (int level = top - 1; level >= 0; level--) {
+		x = scan_level(x, level, key, klen, &n);
+		if (prev) {
+			prev[level] = x;
+			succ[level] = n;
+		}
+	}
+	if (n && key_cmp(n->key, n->klen, key, klen) == 0)
+		return n;
+	return NULL;
+}
+
+static void node_lock(struct kv_mnode *n)
+{
+	unsigned spins = 0;
+
+	while (atomic_exchange_explicit(&n->lock, 1, memory_order_acquire))
+		kv_backoff(&spins);
+}
+
+static void node_unlock(struct kv_mnode *n)
+{
+	atomic_store_explicit(&n->lock, 0, memory_order_release);
+}
+
+static void apply_version(struct kv_memtable *mt, struct kv_mnode *n, uint64_t ref)
+{
+	uint64_t cur;
+
+	node_lock(n);
+	cur = atomic_load_explicit(&n->ver[0], memory_order_relaxed);
+	if (kv_ref_off(cur) > kv_ref_off(ref)) {
+		atomic_fetch_add_explicit(&mt->superseded, 1, memory_order_relaxed);
+	} else if (cur && kv_ref_epoch(cur) == kv_ref_epoch(ref)) {
+		atomic_store_explicit(&n->ver[0], ref, memory_order_release);
+		atomic_fetch_add_explicit(&mt->replaced, 1, memory_order_relaxed);
+	} else {
+		uint64_t v1 = atomic_load_explicit(&n->ver[1], memory_order_relaxed);
+
+		/* Readers look newest first; store oldest first (memtable.h). */
+		atomic_store_explicit(&n->ver[2], v1, memory_order_release);
+		atomic_store_explicit(&n->ver[1], cur, memory_order_release);
+		atomic_store_explicit(&n->ver[0], ref, memory_order_release);
+	}
+	node_unlock(n);
+}
+
+static void raise_height(struct kv_memtable *mt, int h)
+{
+	int cur = atomic_load_explicit(&mt->height, memory_order_relaxed);
+
+	while (h > cur && !atomic_compare_exchange_weak_explicit(&mt->height, &cur, h,
+								 memory_order_relaxed,
+								 memory_order_relaxed))
+		;
+}
+
+/* Link @n at @level after prev[level], re-scanning on a lost race. Returns the
+ * node that holds the key at level 0 if another writer got there first. */
+static struct kv_mnode *link_level(struct kv_mnode *n, int level, struct kv_mnode **prev,
+				   struct kv_mnode **succ)
+{
+	for (;;) {
+		struct kv_mnode *expect = succ[level];
+
+		atomic_store_explicit(&n->next[level], expect, memory_order_relaxed);
+		if (atomic_compare_exchange_strong_explicit(&prev[level]->next[level], &expect, n,
+							    memory_order_release,
+							    memory_order_relaxed))
+			return NULL;
+		prev[level] = scan_level(prev[level], level, n->key, n->klen, &succ[level]);
+		if (level == 0 && succ[0] &&
+		    key_cmp(succ[0]->key, succ[0]->klen, n->key, n->klen) == 0)
+			return succ[0];
+	}
+}
+
+int kv_memtable_apply(struct kv_memtable *mt, uint64_t ref, uint64_t op_off, const uint8_t *key,
+		      uint32_t klen)
+{
+	struct kv_mnode *prev[KV_SKIP_MAX_HEIGHT], *succ[KV_SKIP_MAX_HEIGHT];
+	uint64_t vref = kv_ref_make(kv_ref_epoch(ref), op_off);
+	struct kv_mnode *n, *won;
+	int h, top;
+
+	h = random_height();
+	top = atomic_load_explicit(&mt->height, memory_order_relaxed);
+	if (h > top)
+		top = h;
+	n = find(mt, key, klen, top, prev, succ);
+	if (n) {
+		apply_version(mt, n, vref);
+		return 0;
+	}
+	n = node_new(mt, h);
+	if (!n)
+		return -ENOMEM;
+	n->key = key;
+	n->klen = klen;
+	atomic_init(&n->ver[0], vref);
+	raise_height(mt, h);
+	won = link_level(n, 0, prev, succ);
+	if (won) {
+		apply_version(mt, won, vref);
+		return 0;
+	}
+	atomic_fetch_add_explicit(&mt->nodes, 1, memory_order_relaxed);
+	for (int level = 1; level < h; level++)
+		link_level(n, level, prev, succ);
+	return 0;
+}
+
+int kv_memtable_get(struct kv_memtable *mt, const void *key, size_t klen, int latest,
+		    uint64_t *op_off)
+{
+	int top = atomic_load_explicit(&mt->height, memory_order_acquire);
+	struct kv_mnode *n = find(mt, key, (uint32_t)klen, top, NULL, NULL);
+	uint64_t d, r;
+
+	if (!n)
+		return 0;
+	if (latest) {
+		*op_off = kv_ref_off(atomic_load_explicit(&n->ver[0], memory_order_acquire));
+		return 1;
+	}
+	d = atomic_load_explicit(&mt->lb->durable, memory_order_acquire);
+	for (;;) {
+		for (int i = 0; i < 3; i++) {
+			r = atomic_load_explicit(&n->ver[i], memory_order_acquire);
+			if (r && kv_ref_off(r) < d) {
+				*op_off = kv_ref_off(r);
+				return 1;
+			}
+		}
+		r = atomic_load_explicit(&mt->lb->durable, memory_order_acquire);
+		if (r == d)
+			return 0;
+		d = r;
+	}
+}
+
+void kv_memtable_for_each(struct kv_memtable *mt, void (*fn)(void *arg, struct kv_mnode *n),
+			  void *arg)
+{
+	struct kv_mnode *n = atomic_load_explicit(&mt->head->next[0], memory_order_acquire);
+
+	for (; n; n = atomic_load_explicit(&n->next[0], memory_order_acquire))
+		fn(arg, n);
+}

@@ -1,1 +1,270 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * recovery.c - rebuild the memtables from the WAL segments on open.
+ *
+ * Each segment file is read whole into a new log buffer (buffer offset ==
+ * file offset, as when it was written) and its records are indexed in a
+ * memtable of their own, all versions committed. The recovered memtables are
+ * read-only; new writes go to a new segment, never after a recovered tail, so
+ * that bytes of a torn write beyond the recovered end can never be taken for
+ * records later.
+ *
+ * What is accepted (kv/FORMAT.md, "Recovery"):
+ *   1. Trailing segments whose header was never written (all zero), or is
+ *      bad, and that hold no valid record, are segments whose first commit
+ *      never completed: they are removed. A bad header with valid records
+ *      after it is corruption.
+ *   2. Every other segment must have a valid header naming its own id and
+ *      size, and its records must reach the prev_end its successor's header
+ *      records, with LSNs continuing (base_lsn of the next = base_lsn +
+ *      prev_end).
+ *   3. The last segment is replayed up to its first invalid record, unless
+ *      the scan proves that record was durable (kv_wal_scan): that is
+ *      corruption, reported with the file and offset.
+ * The result is a prefix of the acknowledged order, batches all or nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "wal.h"
+
+struct seg {
+	uint64_t id;
+	char *path;
+	struct kv_mem *m;
+	struct kv_seg_header h;
+	int herr;		/* header decode result */
+};
+
+struct seg_list {
+	struct seg *v;
+	size_t n, cap;
+	const char *dir;
+};
+
+static int collect(void *arg, const char *name)
+{
+	struct seg_list *l = arg;
+	uint64_t id;
+
+	if (kv_wal_parse_name(name, &id))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		struct seg *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	memset(&l->v[l->n], 0, sizeof(l->v[0]));
+	l->v[l->n].id = id;
+	if (asprintf(&l->v[l->n].path, "%s/%s", l->dir, name) < 0)
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+	const struct seg *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Read a segment file whole into a fresh memtable's buffer. */
+static int load(struct kv_db *db, struct seg *s)
+{
+	struct kv_file *f;
+	uint64_t size;
+	int err;
+
+	err = db->env->ops->open(db->env, s->path, O_RDONLY, 0, &f);
+	if (err) {
+		kv_log(db, KV_LOG_ERROR, "%s: cannot open: %s", s->path, strerror(-err));
+		return err;
+	}
+	err = f->env->ops->size(f, &size);
+	if (!err && (size < KV_LOGBUF_MIN || size > KV_LOGBUF_MAX)) {
+		kv_log(db, KV_LOG_ERROR, "%s: size %llu is not a WAL segment size (%llu .. %llu)",
+		       s->path, (unsigned long long)size, KV_LOGBUF_MIN, KV_LOGBUF_MAX);
+		err = -EUCLEAN;
+	}
+	if (!err)
+		err = kv_mem_new(size, &s->m);
+	if (!err) {
+		err = kv_env_read_all(f, s->m->lb.base, size, 0);
+		if (err)
+			kv_log(db, KV_LOG_ERROR, "%s: read failed: %s", s->path, strerror(-err));
+	}
+	f->env->ops->close(f);
+	if (!err) {
+		s->m->seg_id = s->id;
+		s->m->path = strdup(s->path);
+		s->herr = kv_seg_header_decode(s->m->lb.base, &s->h);
+	}
+	return err;
+}
+
+static int replay_rec(void *arg, uint64_t off, const struct kv_rec_header *h, const uint8_t *rec)
+{
+	struct kv_mem *m = arg;
+	struct kv_op_iter it;
+	struct kv_op op;
+	uint64_t ref = kv_ref_make(h->epoch, off);
+
+	kv_op_iter_init(&it, rec, h);
+	while (kv_op_next(&it, &op)) {
+		int err = kv_memtable_apply(&m->mt, ref, (uint64_t)(op.key - KV_OP_HEADER_SIZE -
+								   m->lb.base),
+					    op.key, op.klen);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* 1 if the segment holds any valid record (probe every 8-aligned offset). */
+static int has_records(struct seg *s)
+{
+	struct kv_rec_header h;
+
+	for (uint64_t off = KV_SEG_HEADER_SIZE; off + KV_REC_HEADER_SIZE <= s->m->lb.cap;
+	     off += KV_REC_ALIGN)
+		if (!kv_rec_check(s->m->lb.base + off, s->m->lb.cap - off, s->id, &h))
+			return 1;
+	return 0;
+}
+
+/* Rule 1: drop trailing segments whose first commit never completed. */
+static int drop_unborn(struct kv_db *db, struct seg_list *l)
+{
+	while (l->n) {
+		struct seg *s = &l->v[l->n - 1];
+
+		if (!s->herr)
+			return 0;
+		if (has_records(s)) {
+			kv_log(db, KV_LOG_ERROR, "%s: segment header at offset 0 is %s but records follow it",
+			       s->path, s->herr == -ENODATA ? "missing" : "corrupt");
+			return s->herr == -ENODATA ? -EUCLEAN : s->herr;
+		}
+		kv_log(db, KV_LOG_INFO, "%s: removing a segment that never got a commit", s->path);
+		db->env->ops->unlink(db->env, s->path);
+		kv_mem_free(s->m);
+		free(s->path);
+		l->n--;
+	}
+	return 0;
+}
+
+static int check_header(struct kv_db *db, struct seg *s, struct seg *next)
+{
+	if (s->herr) {
+		kv_log(db, KV_LOG_ERROR, "%s: bad segment header at offset 0 (%s)", s->path,
+		       strerror(-s->herr));
+		return s->herr == -ENODATA ? -EUCLEAN : s->herr;
+	}
+	if (s->h.seg_id != s->id || s->h.capacity != s->m->lb.cap) {
+		kv_log(db, KV_LOG_ERROR, "%s: header names segment %llu of %llu bytes; expected %llu of %llu",
+		       s->path, (unsigned long long)s->h.seg_id, (unsigned long long)s->h.capacity,
+		       (unsigned long long)s->id, (unsigned long long)s->m->lb.cap);
+		return -EUCLEAN;
+	}
+	if (next && !next->herr && next->h.base_lsn != s->h.base_lsn + next->h.prev_end) {
+		kv_log(db, KV_LOG_ERROR, "%s: base LSN %llu does not continue %s (base %llu + end %llu)",
+		       next->path, (unsigned long long)next->h.base_lsn, s->path,
+		       (unsigned long long)s->h.base_lsn, (unsigned long long)next->h.prev_end);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+static int replay_seg(struct kv_db *db, struct seg *s, struct seg *next, uint64_t *end)
+{
+	struct kv_logbuf *lb = &s->m->lb;
+	uint64_t limit = next ? next->h.prev_end : 0, bad = 0;
+	int err;
+
+	err = check_header(db, s, next);
+	if (err)
+		return err;
+	err = kv_wal_scan(lb->base, lb->cap, s->id, limit, replay_rec, s->m, end, &bad);
+	if (err == -EUCLEAN && limit)
+		kv_log(db, KV_LOG_ERROR, "%s: corrupt WAL record at offset %llu (records must reach offset %llu, where the next segment continues)",
+		       s->path, (unsigned long long)bad, (unsigned long long)limit);
+	else if (err == -EUCLEAN)
+		kv_log(db, KV_LOG_ERROR, "%s: corrupt WAL record at offset %llu (a record of a later epoch follows, so it is not a torn tail)",
+		       s->path, (unsigned long long)bad);
+	if (err)
+		return err;
+	if (!next && *end + KV_REC_HEADER_SIZE <= lb->cap) {
+		static const uint8_t zero[KV_REC_HEADER_SIZE];
+
+		if (memcmp(lb->base + *end, zero, sizeof(zero)))
+			kv_log(db, KV_LOG_WARN, "%s: torn tail at offset %llu dropped (its commit never completed)",
+			       s->path, (unsigned long long)*end);
+	}
+	s->m->base_lsn = s->h.base_lsn;
+	atomic_store(&lb->resv, kv_ref_make(1, lb->cap + 1));
+	atomic_store(&lb->final_end, *end);
+	atomic_store(&lb->durable, *end);
+	lb->sealed = *end;
+	return 0;
+}
+
+static void free_list(struct seg_list *l, int free_mems)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (free_mems)
+			kv_mem_free(l->v[i].m);
+		free(l->v[i].path);
+	}
+	free(l->v);
+}
+
+int kv_recover(struct kv_db *db, uint64_t *next_seg_id, uint64_t *base_lsn, uint64_t *prev_end,
+	       struct kv_mem **newest)
+{
+	struct seg_list l = { .dir = db->dir };
+	uint64_t end = 0;
+	int err;
+
+	err = db->env->ops->list_dir(db->env, db->dir, collect, &l);
+	if (err)
+		goto fail;
+	qsort(l.v, l.n, sizeof(*l.v), seg_cmp);
+	*next_seg_id = l.n ? l.v[l.n - 1].id + 1 : 1;
+	for (size_t i = 0; i < l.n && !err; i++)
+		err = load(db, &l.v[i]);
+	if (!err)
+		err = drop_unborn(db, &l);
+	for (size_t i = 0; i < l.n && !err; i++)
+		err = replay_seg(db, &l.v[i], i + 1 < l.n ? &l.v[i + 1] : NULL, &end);
+	if (err)
+		goto fail;
+	*base_lsn = l.n ? l.v[l.n - 1].h.base_lsn + end : 0;
+	*prev_end = l.n ? end : 0;
+	*newest = NULL;
+	db->oldest = NULL;
+	for (size_t i = 0; i < l.n; i++) {
+		struct kv_mem *m = l.v[i].m;
+
+		m->older = *newest;
+		if (*newest)
+			atomic_store(&(*newest)->newer, m);
+		else
+			db->oldest = m;
+		*newest = m;
+	}
+	free_list(&l, 0);
+	return 0;
+fail:
+	free_list(&l, 1);
+	return err;
+}

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memtable.h - the MVCC memtable: an ordered, insert-only concurrent skiplist
+ * whose nodes point at versions in the log buffer.
+ *
+ * A node holds up to three version refs (logbuf.h), newest first:
+ *
+ *   ver[0]  the newest version appended (possibly uncommitted);
+ *   ver[1]  the newest version of an epoch older than ver[0]'s;
+ *   ver[2]  the newest version of an epoch older than ver[1]'s.
+ *
+ * The design note names two pointers, "last committed" and "last
+ * uncommitted". Two are not enough once appends continue into the next epoch
+ * while a commit is in flight: a key written in the sealed epoch S and again
+ * in the open epoch S + 1 has two unpublished versions, and a reader must
+ * still find the committed one under both. At most two epochs are unpublished
+ * at a time (logbuf.c, I2), so three slots always hold the newest committed
+ * version:
+ *
+ *   write of ref v in epoch E (writers serialize on the node's spinlock,
+ *   held for a few instructions, never across I/O):
+ *     - ver[0] newer than v            -> v is superseded already; drop it;
+ *     - ver[0] of epoch E              -> replace it (nobody can read it);
+ *     - ver[0] of an older epoch       -> shift: ver[2] = ver[1],
+ *                                         ver[1] = ver[0], ver[0] = v.
+ *   The version a shift drops is older than the new ver[2], which is
+ *   committed: a writer of epoch E runs while E is open or sealed-waiting-for
+ *   it, so every epoch before E - 1 is published.
+ *
+ *   read (no lock, never waits): d = durable (acquire); load ver[0], ver[1],
+ *   ver[2] in that order (acquire) and take the first whose offset is below d.
+ *   Writers store in the opposite order (ver[2] first), so a reader sees each
+ *   version at an index no lower than where it was when the read began; if
+ *   none qualifies and durable moved meanwhile, it retries.
+ *
+ * The KV_READ_LATEST read takes ver[0].
+ */
+#ifndef KV_MEMTABLE_H
+#define KV_MEMTABLE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logbuf.h"
+
+#define KV_SKIP_MAX_HEIGHT 20
+
+struct kv_mnode {
+	_Atomic uint64_t ver[3];	/* [lock to write; atomic to read] refs */
+	const uint8_t *key;		/* [immutable] in the log buffer */
+	uint32_t klen;			/* [immutable] */
+	_Atomic uint8_t lock;		/* writers' spinlock over ver[] */
+	uint8_t height;			/* [immutable] */
+	_Atomic(struct kv_mnode *) next[];	/* [atomic; set once per insert] */
+};
+
+struct kv_arena_chunk;
+
+struct kv_memtable {
+	struct kv_logbuf *lb;		/* [immutable] whose refs the nodes hold */
+	struct kv_mnode *head;		/* [immutable] sentinel of full height */
+	_Atomic int height;		/* [atomic] highest level in use */
+	pthread_mutex_t arena_mu;	/* guards the arena fields below */
+	struct kv_arena_chunk *chunks;	/* [arena_mu] */
+	size_t chunk_used;		/* [arena_mu] */
+	_Atomic uint64_t arena_bytes;	/* [atomic] memory held by nodes */
+	_Atomic uint64_t nodes;		/* [atomic] distinct keys */
+	_Atomic uint64_t replaced;	/* [atomic] versions replaced in place */
+	_Atomic uint64_t superseded;	/* [atomic] versions dropped as older */
+};
+
+int kv_memtable_init(struct kv_memtable *mt, struct kv_logbuf *lb);
+void kv_memtable_destroy(struct kv_memtable *mt);
+
+/*
+ * Index version @ref (the op at buffer offset @op_off, whose key is @key of
+ * @klen bytes in the buffer). Thread-safe against other writers and readers.
+ * Returns 0 or -ENOMEM.
+ */
+int kv_memtable_apply(struct kv_memtable *mt, uint64_t ref, uint64_t op_off, const uint8_t *key,
+		      uint32_t klen);
+
+/*
+ * Find @key. Returns 1 and *op_off (the buffer offset of the op: a put or a
+ * delete) of the newest committed version (or the newest of all with
+ * @latest); 0 if this memtable has no such version (look in older sources).
+ */
+int kv_memtable_get(struct kv_memtable *mt, const void *key, size_t klen, int latest,
+		    uint64_t *op_off);
+
+/* Call @fn for every node's versions (for live-byte accounting); not
+ * concurrent with writers' shifts in any way that matters for statistics. */
+void kv_memtable_for_each(struct kv_memtable *mt, void (*fn)(void *arg, struct kv_mnode *n),
+			  void *arg);
+
+/*
+ * The version ref in the node stores the *op* offset (not the record's) in
+ * its low 40 bits, so readers go straight to the op. Ops start after their
+ * record's header, so op offsets are as ordered as record offsets.
+ */
+
+#endif /* KV_MEMTABLE_H */

@@ -36,11 +36,13 @@
  * durable once the commit in flight (if any) and the next one complete.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
 #include "sync.h"
+#include "wal.h"
 
 static int token_try(struct kv_db *db)
 {
@@ -218,9 +220,13 @@ static int pending(struct kv_db *db)
 {
 	struct kv_mem *m = atomic_load_explicit(&db->active, memory_order_acquire);
 
-	for (; m && !kv_logbuf_done(&m->lb); m = m->older)
-		if (kv_logbuf_appended(&m->lb) > atomic_load(&m->lb.durable))
+	for (; m && !kv_logbuf_done(&m->lb); m = m->older) {
+		uint64_t appended = kv_logbuf_appended(&m->lb);
+
+		/* A fresh buffer holds only its header: nothing to commit. */
+		if (appended > KV_SEG_HEADER_SIZE && appended > atomic_load(&m->lb.durable))
 			return 1;
+	}
 	return 0;
 }
 
@@ -239,6 +245,9 @@ static void backstop_round(struct kv_db *db)
 			token_release(db);
 			if (failed || r < 0)
 				return;
+			/* Pending but not sealable yet (a rotation in progress). */
+			if (!r)
+				sched_yield();
 			continue;
 		}
 		kv_futex_wait(&db->commit_seq, seq);

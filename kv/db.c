@@ -288,7 +288,8 @@ ssize_t kv_get(struct kv_db *db, unsigned flags, const void *key, size_t klen, v
 	    op.type != KV_OP_PUT) {
 		ret = -ENOENT;
 	} else {
-		memcpy(buf, op.val, op.vlen < cap ? op.vlen : cap);
+		if (cap && op.vlen)
+			memcpy(buf, op.val, op.vlen < cap ? op.vlen : cap);
 		ret = op.vlen;
 	}
 	if (locked)

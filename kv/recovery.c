@@ -11,9 +11,10 @@
  *
  * What is accepted (kv/FORMAT.md, "Recovery"):
  *   1. Trailing segments whose header was never written (all zero), or is
- *      bad, and that hold no valid record, are segments whose first commit
- *      never completed: they are removed. A bad header with valid records
- *      after it is corruption.
+ *      bad, and that hold no record of epoch 2 or later, are segments whose
+ *      first commit (which carries the header) never completed: they are
+ *      removed. An epoch-2 record proves epoch 1 durable: then a bad header
+ *      is corruption. A newer format version is refused, never removed.
  *   2. Every other segment must have a valid header naming its own id and
  *      size, and its records must reach the prev_end its successor's header
  *      records, with LSNs continuing (base_lsn of the next = base_lsn +
@@ -129,18 +130,6 @@ static int replay_rec(void *arg, uint64_t off, const struct kv_rec_header *h, co
 	return 0;
 }
 
-/* 1 if the segment holds any valid record (probe every 8-aligned offset). */
-static int has_records(struct seg *s)
-{
-	struct kv_rec_header h;
-
-	for (uint64_t off = KV_SEG_HEADER_SIZE; off + KV_REC_HEADER_SIZE <= s->m->lb.cap;
-	     off += KV_REC_ALIGN)
-		if (!kv_rec_check(s->m->lb.base + off, s->m->lb.cap - off, s->id, &h))
-			return 1;
-	return 0;
-}
-
 /* Rule 1: drop trailing segments whose first commit never completed. */
 static int drop_unborn(struct kv_db *db, struct seg_list *l)
 {
@@ -149,8 +138,15 @@ static int drop_unborn(struct kv_db *db, struct seg_list *l)
 
 		if (!s->herr)
 			return 0;
-		if (has_records(s)) {
-			kv_log(db, KV_LOG_ERROR, "%s: segment header at offset 0 is %s but records follow it",
+		if (s->herr == -EPROTONOSUPPORT) {
+			kv_log(db, KV_LOG_ERROR, "%s: segment format version %u is newer than this libkv reads (%u)",
+			       s->path, kv_get_le32(s->m->lb.base + 8), KV_FORMAT_VERSION);
+			return s->herr;
+		}
+		/* The header went out with epoch 1: an epoch-2 record proves it
+		 * was durable, so its loss is corruption, not a torn commit. */
+		if (kv_wal_probe(s->m->lb.base, s->m->lb.cap, s->id, KV_SEG_HEADER_SIZE, 2)) {
+			kv_log(db, KV_LOG_ERROR, "%s: segment header at offset 0 is %s but committed records follow it",
 			       s->path, s->herr == -ENODATA ? "missing" : "corrupt");
 			return s->herr == -ENODATA ? -EUCLEAN : s->herr;
 		}
@@ -238,7 +234,8 @@ int kv_recover(struct kv_db *db, uint64_t *next_seg_id, uint64_t *base_lsn, uint
 	err = db->env->ops->list_dir(db->env, db->dir, collect, &l);
 	if (err)
 		goto fail;
-	qsort(l.v, l.n, sizeof(*l.v), seg_cmp);
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), seg_cmp);
 	*next_seg_id = l.n ? l.v[l.n - 1].id + 1 : 1;
 	for (size_t i = 0; i < l.n && !err; i++)
 		err = load(db, &l.v[i]);

@@ -169,6 +169,14 @@ typedef int (*kv_rec_fn)(void *arg, uint64_t off, const struct kv_rec_header *h,
 int kv_wal_scan(const uint8_t *seg, size_t size, uint64_t seg_id, uint64_t limit, kv_rec_fn fn,
 		void *arg, uint64_t *end, uint64_t *bad_off);
 
+/*
+ * 1 if a valid record of epoch >= @min_epoch starts at an 8-aligned offset
+ * >= @from (checksums seeded with @seg_id), else 0. A record of epoch 2
+ * proves epoch 1's commit (which carried the segment header) was durable.
+ */
+int kv_wal_probe(const uint8_t *seg, size_t size, uint64_t seg_id, uint64_t from,
+		 uint32_t min_epoch);
+
 /* "wal-%016llx.log" */
 #define KV_WAL_NAME_FMT "wal-%016llx.log"
 int kv_wal_parse_name(const char *name, uint64_t *seg_id);

@@ -158,14 +158,15 @@ static struct scan_res scan(const uint8_t *seg, size_t size, uint64_t seg_id, ui
 }
 
 /* Assert a scan's outcome, saying which iteration of a loop failed. */
-#define CHECK_SCAN(res, want_ret, want_n, want_end, want_bad, what, ...)                         \
-	do {                                                                                     \
-		if ((res).ret != (want_ret) || (res).n != (want_n) || (res).end != (want_end) ||  \
-		    (res).bad_off != (want_bad))                                                  \
+#define CHECK_SCAN(res, want_ret, want_n, want_end, want_bad, what, ...)                           \
+	do {                                                                                       \
+		if ((res).ret != (want_ret) || (res).n != (want_n) || (res).end != (want_end) ||   \
+		    (res).bad_off != (want_bad))                                                   \
 			fail_msg(what ": ret %d n %d end %llu bad_off %llu, want %d %d %llu %llu", \
 				 __VA_ARGS__, (res).ret, (res).n, (unsigned long long)(res).end,   \
-				 (unsigned long long)(res).bad_off, (int)(want_ret), (int)(want_n), \
-				 (unsigned long long)(want_end), (unsigned long long)(want_bad));  \
+				 (unsigned long long)(res).bad_off, (int)(want_ret),               \
+				 (int)(want_n), (unsigned long long)(want_end),                    \
+				 (unsigned long long)(want_bad));                                  \
 	} while (0)
 
 static void hex(char *out, const uint8_t *p, size_t n)
@@ -291,32 +292,30 @@ static void test_op_decode_rejects(void **state)
  * A segment header and one record, frozen. The fields are chosen so that a
  * byte-order or offset mistake shows: base_lsn has eight distinct bytes.
  */
-static const char golden_header[] =
-	"4c564b5653454731" /*  0 magic "LVKVSEG1" */
-	"01000000"	   /*  8 version 1 */
-	"40000000"	   /* 12 header_size 64 */
-	"0700000000000000" /* 16 seg_id 7 */
-	"0807060504030201" /* 24 base_lsn 0x0102030405060708 */
-	"3812000000000000" /* 32 prev_end 0x1238 */
-	"0000040000000000" /* 40 capacity 0x40000 */
-	"00000000"	   /* 48 flags */
-	"00000000"	   /* 52 reserved */
-	"3f331f9199bf60f8"; /* 56 xxh3_64 of [0, 56), seed 0 */
+static const char golden_header[] = "4c564b5653454731"	/*  0 magic "LVKVSEG1" */
+				    "01000000"		/*  8 version 1 */
+				    "40000000"		/* 12 header_size 64 */
+				    "0700000000000000"	/* 16 seg_id 7 */
+				    "0807060504030201"	/* 24 base_lsn 0x0102030405060708 */
+				    "3812000000000000"	/* 32 prev_end 0x1238 */
+				    "0000040000000000"	/* 40 capacity 0x40000 */
+				    "00000000"		/* 48 flags */
+				    "00000000"		/* 52 reserved */
+				    "3f331f9199bf60f8"; /* 56 xxh3_64 of [0, 56), seed 0 */
 
-static const char golden_record[] =
-	"cd4b7ce61f1e07da" /*  0 xxh3_64 of [8, 52), seed 7 */
-	"34000000"	   /*  8 len 52 */
-	"02000000"	   /* 12 count 2 */
-	"03000000"	   /* 16 epoch 3 */
-	"01"		   /* 20 type KV_REC_BATCH */
-	"00"		   /* 21 flags */
-	"0000"		   /* 22 reserved */
-	"0100040006000000" /* 24 op: PUT, klen 4, vlen 6 */
-	"6b657931"	   /* 32 "key1" */
-	"76616c756531"	   /* 36 "value1" */
-	"0200020000000000" /* 42 op: DEL, klen 2, vlen 0 */
-	"6b32"		   /* 50 "k2" */
-	"00000000";	   /* 52 padding to 56 */
+static const char golden_record[] = "cd4b7ce61f1e07da" /*  0 xxh3_64 of [8, 52), seed 7 */
+				    "34000000"	       /*  8 len 52 */
+				    "02000000"	       /* 12 count 2 */
+				    "03000000"	       /* 16 epoch 3 */
+				    "01"	       /* 20 type KV_REC_BATCH */
+				    "00"	       /* 21 flags */
+				    "0000"	       /* 22 reserved */
+				    "0100040006000000" /* 24 op: PUT, klen 4, vlen 6 */
+				    "6b657931"	       /* 32 "key1" */
+				    "76616c756531"     /* 36 "value1" */
+				    "0200020000000000" /* 42 op: DEL, klen 2, vlen 0 */
+				    "6b32"	       /* 50 "k2" */
+				    "00000000";	       /* 52 padding to 56 */
 
 static void test_golden(void **state)
 {
@@ -537,8 +536,13 @@ static void test_rec_check_rejects(void **state)
 	memcpy(rec, good, sizeof(rec));
 	rec[len - 1] ^= 0x01;
 	assert_int_equal(kv_rec_check(rec, sizeof(rec), 5, &h), -EBADMSG);
+}
 
-	/* Structural faults, each with a checksum that matches. */
+/* Structural faults, each with a checksum that matches: -EUCLEAN. */
+static void test_rec_check_structure(void **state)
+{
+	uint8_t good[128], rec[128];
+	struct kv_rec_header h;
 	struct {
 		int off, width;
 		uint32_t val;
@@ -561,6 +565,7 @@ static void test_rec_check_rejects(void **state)
 		{ 44, 2, 3, "delete key past the record" },
 		{ 46, 4, 1, "delete with a value" },
 	};
+	assert_int_equal(two_op_record(good, 5), 52);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int got;
 
@@ -823,7 +828,8 @@ static void test_scan_rule_random(void **state)
 
 				memcpy(copy, t.buf, SEG_SIZE);
 				if (how == 0)
-					copy[off + 24 + kvt_rand(&rng) % (t.rec_len[i] - 24)] ^= 0x20;
+					copy[off + 24 + kvt_rand(&rng) % (t.rec_len[i] - 24)] ^=
+						0x20;
 				else if (how == 1)
 					copy[off + kvt_rand(&rng) % 24] ^= 0x01;
 				else
@@ -1037,6 +1043,7 @@ int main(void)
 		cmocka_unit_test(test_seg_header_flip_every_byte),
 		cmocka_unit_test(test_rec_check_ok),
 		cmocka_unit_test(test_rec_check_rejects),
+		cmocka_unit_test(test_rec_check_structure),
 		cmocka_unit_test(test_rec_flip_every_bit),
 		cmocka_unit_test(test_scan_replay),
 		cmocka_unit_test(test_scan_empty),

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of kv/memtable.c: ordering, the three-slot version protocol,
+ * concurrent inserts. Records are laid out in a real log buffer by hand. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kv_test_util.h"
+#include "logbuf.h"
+#include "memtable.h"
+#include "wal.h"
+
+struct fixture {
+	struct kv_logbuf lb;
+	struct kv_memtable mt;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_int_equal(kv_logbuf_init(&f->lb, 64 << 20, KV_SEG_HEADER_SIZE), 0);
+	assert_int_equal(kv_memtable_init(&f->mt, &f->lb), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	kv_memtable_destroy(&f->mt);
+	kv_logbuf_destroy(&f->lb);
+	free(f);
+	return 0;
+}
+
+/* Append one put op for @key in the current epoch; returns its ref. */
+static uint64_t put(struct fixture *f, const char *key, const char *val)
+{
+	size_t klen = strlen(key), vlen = strlen(val);
+	uint64_t len = kv_align8(kv_op_size(klen, vlen)), ref;
+	int crossing;
+
+	assert_int_equal(kv_logbuf_reserve(&f->lb, len, &ref, &crossing), 0);
+	kv_op_encode(f->lb.base + kv_ref_off(ref), KV_OP_PUT, key, (uint32_t)klen, val,
+		     (uint32_t)vlen);
+	assert_int_equal(kv_memtable_apply(&f->mt, ref, kv_ref_off(ref),
+					   f->lb.base + kv_ref_off(ref) + KV_OP_HEADER_SIZE,
+					   (uint32_t)klen),
+			 0);
+	kv_logbuf_release(&f->lb, ref, len);
+	return ref;
+}
+
+/* Seal and publish the open epoch (as a commit would). */
+static void commit(struct fixture *f)
+{
+	uint64_t start, end;
+	uint32_t epoch;
+
+	if (kv_logbuf_seal(&f->lb, &epoch, &start, &end))
+		kv_logbuf_publish(&f->lb, epoch, end);
+}
+
+/* Seal without publishing: the epoch is "in flight". */
+static void seal_only(struct fixture *f, uint32_t *epoch, uint64_t *end)
+{
+	uint64_t start;
+
+	assert_int_equal(kv_logbuf_seal(&f->lb, epoch, &start, end), 1);
+}
+
+static const char *get(struct fixture *f, const char *key, int latest, char *buf)
+{
+	struct kv_op op;
+	uint64_t off;
+
+	if (!kv_memtable_get(&f->mt, key, strlen(key), latest, &off))
+		return NULL;
+	assert_true(kv_op_decode(f->lb.base + off, 1 << 20, &op) > 0);
+	memcpy(buf, op.val, op.vlen);
+	buf[op.vlen] = '\0';
+	return buf;
+}
+
+static void test_committed_and_latest(void **state)
+{
+	struct fixture *f = *state;
+	char buf[64];
+	uint32_t e;
+	uint64_t end;
+
+	put(f, "k", "v1");
+	assert_null(get(f, "k", 0, buf));		/* uncommitted: not visible */
+	assert_string_equal(get(f, "k", 1, buf), "v1");	/* latest sees it */
+	commit(f);
+	assert_string_equal(get(f, "k", 0, buf), "v1");
+
+	put(f, "k", "v2");	/* epoch 2 */
+	put(f, "k", "v3");	/* epoch 2 again: replaces v2 in place */
+	assert_int_equal(atomic_load(&f->mt.replaced), 1);
+	assert_string_equal(get(f, "k", 0, buf), "v1");
+	assert_string_equal(get(f, "k", 1, buf), "v3");
+
+	/* Epoch 2 in flight while epoch 3 writes: v1 must stay readable. */
+	seal_only(f, &e, &end);
+	put(f, "k", "v4");	/* epoch 3: shifts, ver = [v4, v3, v1] */
+	put(f, "k", "v5");	/* epoch 3: replaces v4 */
+	assert_string_equal(get(f, "k", 0, buf), "v1");
+	assert_string_equal(get(f, "k", 1, buf), "v5");
+	kv_logbuf_publish(&f->lb, e, end);	/* epoch 2 commits */
+	assert_string_equal(get(f, "k", 0, buf), "v3");
+	commit(f);
+	assert_string_equal(get(f, "k", 0, buf), "v5");
+	assert_null(get(f, "other", 0, buf));
+}
+
+static void test_superseded(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t r1, r2, len = kv_align8(kv_op_size(1, 1));
+	char buf[16];
+	int crossing;
+
+	/* Two writers reserve in order r1 < r2 but index in reverse order. */
+	assert_int_equal(kv_logbuf_reserve(&f->lb, len, &r1, &crossing), 0);
+	assert_int_equal(kv_logbuf_reserve(&f->lb, len, &r2, &crossing), 0);
+	kv_op_encode(f->lb.base + kv_ref_off(r1), KV_OP_PUT, "a", 1, "1", 1);
+	kv_op_encode(f->lb.base + kv_ref_off(r2), KV_OP_PUT, "a", 1, "2", 1);
+	kv_memtable_apply(&f->mt, r2, kv_ref_off(r2), f->lb.base + kv_ref_off(r2) + 8, 1);
+	kv_memtable_apply(&f->mt, r1, kv_ref_off(r1), f->lb.base + kv_ref_off(r1) + 8, 1);
+	kv_logbuf_release(&f->lb, r1, len);
+	kv_logbuf_release(&f->lb, r2, len);
+	commit(f);
+	assert_int_equal(atomic_load(&f->mt.superseded), 1);
+	assert_string_equal(get(f, "a", 0, buf), "2");
+}
+
+struct collect {
+	char last[64];
+	int n;
+};
+
+static void check_order(void *arg, struct kv_mnode *n)
+{
+	struct collect *c = arg;
+	char key[64];
+
+	memcpy(key, n->key, n->klen);
+	key[n->klen] = '\0';
+	if (c->n)
+		assert_true(strcmp(c->last, key) < 0);
+	strcpy(c->last, key);
+	c->n++;
+}
+
+static void test_order(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t seed = kvt_seed("test_order");
+	struct collect c = { .n = 0 };
+	char key[32], buf[64];
+	int distinct = 0;
+	static char seen[10000];
+
+	for (int i = 0; i < 20000; i++) {
+		int k = (int)(kvt_rand(&seed) % 10000);
+
+		snprintf(key, sizeof(key), "key%05d", k);
+		put(f, key, key);
+		distinct += !seen[k];
+		seen[k] = 1;
+	}
+	commit(f);
+	kv_memtable_for_each(&f->mt, check_order, &c);
+	assert_int_equal(c.n, distinct);
+	assert_int_equal(atomic_load(&f->mt.nodes), distinct);
+	for (int k = 0; k < 10000; k++) {
+		snprintf(key, sizeof(key), "key%05d", k);
+		if (seen[k])
+			assert_string_equal(get(f, key, 0, buf), key);
+		else
+			assert_null(get(f, key, 0, buf));
+	}
+	/* A prefix and an extension of a key are different keys. */
+	assert_null(get(f, "key0000", 0, buf));
+	assert_null(get(f, "key000000", 0, buf));
+}
+
+#define THREADS 4
+#define PER_THREAD 20000
+static struct fixture *cf;
+
+static void *inserter(void *arg)
+{
+	uint64_t seed = (uint64_t)(uintptr_t)arg * 7919 + 1;
+	char key[32];
+
+	for (int i = 0; i < PER_THREAD; i++) {
+		snprintf(key, sizeof(key), "c%06d", (int)(kvt_rand(&seed) % 5000));
+		put(cf, key, key);
+	}
+	return NULL;
+}
+
+static void test_concurrent_inserts(void **state)
+{
+	struct collect c = { .n = 0 };
+	pthread_t t[THREADS];
+	char key[32], buf[64];
+
+	cf = *state;
+	for (long i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, inserter, (void *)(i + 1));
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	commit(cf);
+	kv_memtable_for_each(&cf->mt, check_order, &c);
+	assert_int_equal(c.n, atomic_load(&cf->mt.nodes));
+	assert_true(c.n > 4000);
+	for (int k = 0; k < 5000; k++) {
+		snprintf(key, sizeof(key), "c%06d", k);
+		if (get(cf, key, 0, buf))
+			assert_string_equal(buf, key);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_committed_and_latest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_superseded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_inserts, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

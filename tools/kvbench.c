@@ -1,0 +1,1205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvbench.c - the write-path benchmark of libkv.
+ *
+ * It measures what the write path of the design note promises, against the
+ * baselines libkv keeps selectable for exactly this purpose:
+ *
+ *   disk     the physical limit: 4 KiB pwrite + fdatasync, overwriting a
+ *            zero-filled preallocated file in place (what a WAL commit costs
+ *            at best on this disk);
+ *   commit   durable writes/s and put latency for each durability mode and
+ *            thread count, and the group size (ops per group commit): group
+ *            commit (sync) against one fsync per write (fsync-per-op);
+ *   hotread  one hot key written continuously by W writers while one reader
+ *            reads it: read latency with the writer holding the key's lock
+ *            across its commit (locked) against multi-version reads (sync),
+ *            each against a baseline with no writer on the same store;
+ *   all      the three in turn, then the ratios the project reports.
+ *
+ * It is built on kv.h alone. Latency is clock_gettime(CLOCK_MONOTONIC) around
+ * each operation, kept in a per-thread log-bucketed histogram (128 linear
+ * sub-buckets per power of two, so a percentile is within 0.4% of the true
+ * value) and merged at the end; no allocation or lock on the measured path.
+ *
+ * Every store is a fresh directory under --dir named kvbench-PID-WHAT, removed
+ * at the end of its run unless --keep.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* nftw flags, clock_nanosleep; CMake passes it too */
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kv.h"
+
+#define MAX_LIST 16 /* thread counts or modes in one list */
+#define MAX_THREADS 256
+#define DISK_BLOCK 4096u
+#define DISK_MAX_BLOCKS 16384u /* the disk test's file is at most 64 MiB */
+#define HOT_KEY "hot"
+
+/* ---- latency histogram --------------------------------------------------- */
+
+#define HIST_SUB 128u		      /* linear sub-buckets per power of 2 */
+#define HIST_BUCKETS (HIST_SUB * 58u) /* covers every uint64_t */
+
+struct hist {
+	uint64_t count;
+	uint64_t sum; /* ns */
+	uint64_t max; /* ns */
+	uint64_t b[HIST_BUCKETS];
+};
+
+/*
+ * Values below 256 get a bucket each; above, the bucket is the value's top
+ * eight bits (128..255) and its shift, so index = 128 * shift + top.
+ */
+static unsigned hist_index(uint64_t v)
+{
+	unsigned shift;
+
+	if (v < 2 * HIST_SUB)
+		return (unsigned)v;
+	shift = (unsigned)(63 - __builtin_clzll(v)) - 7;
+	return HIST_SUB * shift + (unsigned)(v >> shift);
+}
+
+static void hist_add(struct hist *h, uint64_t v)
+{
+	h->b[hist_index(v)]++;
+	h->count++;
+	h->sum += v;
+	if (v > h->max)
+		h->max = v;
+}
+
+static void hist_merge(struct hist *to, const struct hist *from)
+{
+	for (unsigned i = 0; i < HIST_BUCKETS; i++)
+		to->b[i] += from->b[i];
+	to->count += from->count;
+	to->sum += from->sum;
+	if (from->max > to->max)
+		to->max = from->max;
+}
+
+/* The @p quantile (0 < p <= 1) in ns: the middle of its bucket. */
+static double hist_pct(const struct hist *h, double p)
+{
+	uint64_t rank, seen = 0;
+	unsigned i;
+
+	if (!h->count)
+		return 0;
+	rank = (uint64_t)(p * (double)h->count + 0.999999);
+	if (rank < 1)
+		rank = 1;
+	for (i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen >= rank)
+			break;
+	}
+	if (i < 2 * HIST_SUB)
+		return i;
+	unsigned shift = i / HIST_SUB - 1;
+	double low = (double)((uint64_t)(i - HIST_SUB * shift) << shift);
+	double mid = low + (double)((uint64_t)1 << shift) / 2;
+
+	return mid > (double)h->max ? (double)h->max : mid;
+}
+
+static double hist_mean(const struct hist *h)
+{
+	return h->count ? (double)h->sum / (double)h->count : 0;
+}
+
+/* ---- time, randomness, small helpers ------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_until_ns(uint64_t deadline)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(deadline / 1000000000u),
+		.tv_nsec = (long)(deadline % 1000000000u),
+	};
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* xorshift64*: per-thread, no shared state on the measured path. */
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dull;
+}
+
+static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("kvbench: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+
+	if (!p)
+		die("out of memory (%zu x %zu bytes)", n, size);
+	return p;
+}
+
+static double ns_to_us(double ns)
+{
+	return ns / 1000.0;
+}
+
+/* ---- configuration --------------------------------------------------------- */
+
+enum cmd { CMD_DISK = 1, CMD_COMMIT = 2, CMD_HOTREAD = 4, CMD_ALL = 8 };
+
+struct bench_cfg {
+	enum cmd cmd;
+	const char *dir;
+	const char *json;
+	bool keep;
+	uint64_t disk_ops;
+	unsigned threads[MAX_LIST];
+	unsigned nthreads;
+	enum kv_durability commit_modes[MAX_LIST];
+	unsigned ncommit_modes;
+	enum kv_durability hot_modes[MAX_LIST];
+	unsigned nhot_modes;
+	double commit_seconds;
+	double hot_seconds;
+	size_t value_size;
+	uint64_t keys;
+	unsigned writers;
+	size_t log_buffer_size; /* 0: the engine's default */
+};
+
+static void cfg_defaults(struct bench_cfg *c)
+{
+	static const unsigned thr[] = { 1, 2, 4, 8, 16 };
+
+	memset(c, 0, sizeof(*c));
+	c->dir = "/var/tmp";
+	c->disk_ops = 1000;
+	memcpy(c->threads, thr, sizeof(thr));
+	c->nthreads = 5;
+	c->commit_modes[0] = KV_DUR_FSYNC_PER_OP;
+	c->commit_modes[1] = KV_DUR_SYNC;
+	c->commit_modes[2] = KV_DUR_BATCH;
+	c->ncommit_modes = 3;
+	c->hot_modes[0] = KV_DUR_LOCKED;
+	c->hot_modes[1] = KV_DUR_SYNC;
+	c->nhot_modes = 2;
+	/* 15 commit runs x 4 s + 4 hotread phases x 6 s + disk: about 90 s. */
+	c->commit_seconds = 4;
+	c->hot_seconds = 6;
+	c->value_size = 1024;
+	c->keys = 100000;
+	c->writers = 8;
+}
+
+/* ---- results ----------------------------------------------------------------- */
+
+struct disk_result {
+	bool done;
+	uint64_t ops;
+	uint64_t file_bytes;
+	double seconds;
+	struct hist *lat;
+};
+
+struct commit_result {
+	enum kv_durability mode;
+	unsigned threads;
+	int err; /* first error of a put, kv_sync or kv_stats */
+	uint64_t ops;
+	double seconds;	     /* until the last put returned (and kv_sync) */
+	double sync_seconds; /* the final kv_sync (batch mode) */
+	bool have_stats;
+	struct kv_stats st;
+	struct hist *lat;
+};
+
+struct hot_result {
+	enum kv_durability mode;
+	unsigned writers;
+	int err;
+	uint64_t reads;
+	uint64_t writes;
+	double seconds;
+	struct hist *lat;
+};
+
+struct results {
+	struct disk_result disk;
+	struct commit_result *commit;
+	unsigned ncommit;
+	struct hot_result *hot;
+	unsigned nhot;
+};
+
+/* ---- stores ------------------------------------------------------------------ */
+
+static void store_path(char *buf, size_t cap, const struct bench_cfg *c, const char *what)
+{
+	int n = snprintf(buf, cap, "%s/kvbench-%ld-%s", c->dir, (long)getpid(), what);
+
+	if (n < 0 || (size_t)n >= cap)
+		die("path too long: %s/kvbench-%ld-%s", c->dir, (long)getpid(), what);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)type;
+	(void)ftw;
+	if (remove(path) && errno != ENOENT)
+		fprintf(stderr, "kvbench: remove %s: %s\n", path, strerror(errno));
+	return 0;
+}
+
+static void store_remove(const char *path)
+{
+	if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
+		fprintf(stderr, "kvbench: remove %s: %s\n", path, strerror(errno));
+}
+
+static struct kv_db *store_create(const struct bench_cfg *c, const char *path,
+				  enum kv_durability mode)
+{
+	struct kv_options opt;
+	struct kv_db *db;
+	int err;
+
+	store_remove(path);
+	if (mkdir(path, 0755) && errno != EEXIST)
+		die("mkdir %s: %s", path, strerror(errno));
+	kv_options_init(&opt);
+	opt.create_if_missing = 1;
+	opt.error_if_exists = 1;
+	opt.durability = mode;
+	if (c->log_buffer_size)
+		opt.log_buffer_size = c->log_buffer_size;
+	err = kv_open(path, &opt, &db);
+	if (err && !c->keep)
+		store_remove(path);
+	if (err)
+		die("kv_open %s (%s): %s", path, kv_durability_name(mode), strerror(-err));
+	return db;
+}
+
+static void store_done(const struct bench_cfg *c, struct kv_db *db, const char *path)
+{
+	int err = kv_close(db);
+
+	if (err)
+		fprintf(stderr, "kvbench: kv_close %s: %s\n", path, strerror(-err));
+	if (!c->keep)
+		store_remove(path);
+}
+
+/* ---- disk: the physical limit ------------------------------------------------ */
+
+static int disk_prepare(const char *path, uint64_t bytes)
+{
+	static char zero[1 << 20];
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+	if (fd < 0)
+		die("open %s: %s", path, strerror(errno));
+	for (uint64_t off = 0; off < bytes; off += sizeof(zero)) {
+		size_t n = bytes - off < sizeof(zero) ? (size_t)(bytes - off) : sizeof(zero);
+
+		if (pwrite(fd, zero, n, (off_t)off) != (ssize_t)n)
+			die("write %s: %s", path, strerror(errno));
+	}
+	/* Blocks allocated and metadata durable: later writes are in place. */
+	if (fsync(fd))
+		die("fsync %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static void disk_run(const struct bench_cfg *c, struct disk_result *r)
+{
+	char path[4096];
+	uint64_t blocks = c->disk_ops < DISK_MAX_BLOCKS ? c->disk_ops : DISK_MAX_BLOCKS;
+	char *block = aligned_alloc(DISK_BLOCK, DISK_BLOCK);
+	uint64_t t0;
+	int fd;
+
+	if (!block)
+		die("out of memory");
+	memset(block, 0xa5, DISK_BLOCK);
+	store_path(path, sizeof(path), c, "disk.dat");
+	fd = disk_prepare(path, blocks * DISK_BLOCK);
+	r->lat = xcalloc(1, sizeof(*r->lat));
+	t0 = now_ns();
+	for (uint64_t i = 0; i < c->disk_ops; i++) {
+		uint64_t s = now_ns();
+
+		if (pwrite(fd, block, DISK_BLOCK, (off_t)((i % blocks) * DISK_BLOCK)) !=
+		    (ssize_t)DISK_BLOCK)
+			die("write %s: %s", path, strerror(errno));
+		if (fdatasync(fd))
+			die("fdatasync %s: %s", path, strerror(errno));
+		hist_add(r->lat, now_ns() - s);
+	}
+	r->seconds = (double)(now_ns() - t0) / 1e9;
+	r->ops = c->disk_ops;
+	r->file_bytes = blocks * DISK_BLOCK;
+	r->done = true;
+	close(fd);
+	free(block);
+	if (!c->keep && unlink(path))
+		fprintf(stderr, "kvbench: unlink %s: %s\n", path, strerror(errno));
+}
+
+static void disk_print(const struct bench_cfg *c, const struct disk_result *r)
+{
+	printf("\n== disk: 4 KiB pwrite + fdatasync in place, %" PRIu64
+	       "-byte preallocated file in %s\n",
+	       r->file_bytes, c->dir);
+	printf("%10s %10s %10s %10s %10s %12s\n", "ops", "p50 us", "p99 us", "mean us", "max us",
+	       "syncs/s");
+	printf("%10" PRIu64 " %10.1f %10.1f %10.1f %10.1f %12.0f\n", r->ops,
+	       ns_to_us(hist_pct(r->lat, 0.50)), ns_to_us(hist_pct(r->lat, 0.99)),
+	       ns_to_us(hist_mean(r->lat)), ns_to_us((double)r->lat->max),
+	       r->seconds > 0 ? (double)r->ops / r->seconds : 0);
+}
+
+/* ---- worker threads ------------------------------------------------------------ */
+
+enum role { ROLE_PUT_RANDOM, ROLE_PUT_HOT, ROLE_GET_HOT };
+
+struct run {
+	struct kv_db *db;
+	const struct bench_cfg *cfg;
+	pthread_barrier_t start;
+	atomic_bool stop;
+};
+
+struct worker {
+	pthread_t tid;
+	struct run *run;
+	enum role role;
+	unsigned id;
+	uint64_t ops;
+	int err; /* the first error; the worker stops at it */
+	struct hist lat;
+};
+
+static void put_loop(struct worker *w, bool hot)
+{
+	const struct bench_cfg *c = w->run->cfg;
+	uint64_t seed = 0x9e3779b97f4a7c15ull * (w->id + 1);
+	uint8_t *val = xcalloc(1, c->value_size + 8);
+	char key[32];
+	size_t klen = strlen(HOT_KEY);
+
+	for (size_t i = 0; i < c->value_size; i++)
+		val[i] = (uint8_t)rng_next(&seed);
+	memcpy(key, HOT_KEY, klen);
+	while (!atomic_load_explicit(&w->run->stop, memory_order_relaxed)) {
+		uint64_t r = rng_next(&seed), t;
+		int err;
+
+		if (!hot)
+			klen = (size_t)snprintf(key, sizeof(key), "k%015" PRIu64, r % c->keys);
+		/* Each version differs, so a reader can never be served stale bytes unseen. */
+		memcpy(val, &r, c->value_size < 8 ? c->value_size : 8);
+		t = now_ns();
+		err = kv_put(w->run->db, NULL, key, klen, val, c->value_size);
+		hist_add(&w->lat, now_ns() - t);
+		if (err) {
+			w->err = err;
+			break;
+		}
+		w->ops++;
+	}
+	free(val);
+}
+
+static void get_loop(struct worker *w)
+{
+	const struct bench_cfg *c = w->run->cfg;
+	uint8_t *buf = xcalloc(1, c->value_size + 1);
+
+	while (!atomic_load_explicit(&w->run->stop, memory_order_relaxed)) {
+		uint64_t t = now_ns();
+		ssize_t n = kv_get(w->run->db, 0, HOT_KEY, strlen(HOT_KEY), buf, c->value_size);
+
+		hist_add(&w->lat, now_ns() - t);
+		if (n != (ssize_t)c->value_size) {
+			w->err = n < 0 ? (int)n : -EUCLEAN;
+			break;
+		}
+		w->ops++;
+	}
+	free(buf);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	pthread_barrier_wait(&w->run->start);
+	if (w->role == ROLE_GET_HOT)
+		get_loop(w);
+	else
+		put_loop(w, w->role == ROLE_PUT_HOT);
+	return NULL;
+}
+
+/*
+ * Start @n workers, release them together, let them run @seconds, stop them
+ * and join. Returns the start time; *end is when the last one returned.
+ */
+static uint64_t run_workers(struct run *r, struct worker *w, unsigned n, double seconds,
+			    uint64_t *end)
+{
+	uint64_t t0;
+	int err;
+
+	atomic_store(&r->stop, false);
+	if (pthread_barrier_init(&r->start, NULL, n + 1))
+		die("pthread_barrier_init failed");
+	for (unsigned i = 0; i < n; i++) {
+		w[i].run = r;
+		err = pthread_create(&w[i].tid, NULL, worker_main, &w[i]);
+		if (err)
+			die("pthread_create: %s", strerror(err));
+	}
+	pthread_barrier_wait(&r->start);
+	t0 = now_ns();
+	sleep_until_ns(t0 + (uint64_t)(seconds * 1e9));
+	atomic_store(&r->stop, true);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(w[i].tid, NULL);
+	*end = now_ns();
+	pthread_barrier_destroy(&r->start);
+	return t0;
+}
+
+/* ---- commit: group commit against fsync per op ---------------------------------- */
+
+static void commit_run(const struct bench_cfg *c, enum kv_durability mode, unsigned threads,
+		       struct commit_result *res)
+{
+	char what[64], path[4096];
+	struct run r = { .cfg = c };
+	struct worker *w = xcalloc(threads, sizeof(*w));
+	uint64_t t0, t1;
+
+	snprintf(what, sizeof(what), "commit-%s-%u", kv_durability_name(mode), threads);
+	store_path(path, sizeof(path), c, what);
+	r.db = store_create(c, path, mode);
+	for (unsigned i = 0; i < threads; i++)
+		w[i] = (struct worker){ .role = ROLE_PUT_RANDOM, .id = i };
+	t0 = run_workers(&r, w, threads, c->commit_seconds, &t1);
+
+	res->mode = mode;
+	res->threads = threads;
+	res->lat = xcalloc(1, sizeof(*res->lat));
+	for (unsigned i = 0; i < threads; i++) {
+		hist_merge(res->lat, &w[i].lat);
+		res->ops += w[i].ops;
+		if (w[i].err && !res->err)
+			res->err = w[i].err;
+	}
+	/* batch acknowledges before durability: the run ends when all is durable. */
+	if (mode == KV_DUR_BATCH) {
+		int err = kv_sync(r.db);
+		uint64_t t2 = now_ns();
+
+		if (err && !res->err)
+			res->err = err;
+		res->sync_seconds = (double)(t2 - t1) / 1e9;
+		t1 = t2;
+	}
+	res->seconds = (double)(t1 - t0) / 1e9;
+	res->have_stats = kv_stats(r.db, &res->st) == 0;
+	store_done(c, r.db, path);
+	free(w);
+}
+
+static void commit_print_head(const struct bench_cfg *c)
+{
+	printf("\n== commit: kv_put of %zu-byte values, random keys of %" PRIu64
+	       ", %.1f s per run, stores kvbench-%ld-commit-* in %s\n",
+	       c->value_size, c->keys, c->commit_seconds, (long)getpid(), c->dir);
+	printf("%-13s %4s %12s %10s %10s %9s %10s %8s\n", "mode", "thr", "durable/s", "p50 us",
+	       "p99 us", "commits", "ops/commit", "live %");
+}
+
+static void commit_print(const struct commit_result *r)
+{
+	char commits[32] = "-", group[32] = "-", live[32] = "-";
+	const struct kv_stats *st = &r->st;
+
+	if (r->have_stats) {
+		snprintf(commits, sizeof(commits), "%" PRIu64, st->commits);
+		if (st->commits)
+			snprintf(group, sizeof(group), "%.1f",
+				 (double)st->records / (double)st->commits);
+		if (st->log_buffer_bytes)
+			snprintf(live, sizeof(live), "%.1f",
+				 100.0 * (double)st->log_buffer_live_bytes /
+					 (double)st->log_buffer_bytes);
+	}
+	printf("%-13s %4u %12.0f %10.1f %10.1f %9s %10s %8s", kv_durability_name(r->mode),
+	       r->threads, r->seconds > 0 ? (double)r->ops / r->seconds : 0,
+	       ns_to_us(hist_pct(r->lat, 0.50)), ns_to_us(hist_pct(r->lat, 0.99)), commits, group,
+	       live);
+	if (r->err)
+		printf("  error: %s", strerror(-r->err));
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void commit_all(const struct bench_cfg *c, struct results *res)
+{
+	res->commit = xcalloc((size_t)c->ncommit_modes * c->nthreads, sizeof(*res->commit));
+	commit_print_head(c);
+	for (unsigned m = 0; m < c->ncommit_modes; m++) {
+		for (unsigned t = 0; t < c->nthreads; t++) {
+			struct commit_result *r = &res->commit[res->ncommit++];
+
+			commit_run(c, c->commit_modes[m], c->threads[t], r);
+			commit_print(r);
+		}
+	}
+}
+
+/* ---- hotread: reads of a key under writes ---------------------------------------- */
+
+/* One phase: the reader and @writers writers on the open store. */
+static void hot_phase(struct run *r, enum kv_durability mode, unsigned writers,
+		      struct hot_result *res)
+{
+	const struct bench_cfg *c = r->cfg;
+	struct worker *w = xcalloc(writers + 1, sizeof(*w));
+	uint64_t t0, t1;
+
+	w[0] = (struct worker){ .role = ROLE_GET_HOT, .id = 0 };
+	for (unsigned i = 1; i <= writers; i++)
+		w[i] = (struct worker){ .role = ROLE_PUT_HOT, .id = i };
+	t0 = run_workers(r, w, writers + 1, c->hot_seconds, &t1);
+
+	res->mode = mode;
+	res->writers = writers;
+	res->seconds = (double)(t1 - t0) / 1e9;
+	res->lat = xcalloc(1, sizeof(*res->lat));
+	hist_merge(res->lat, &w[0].lat);
+	res->reads = w[0].ops;
+	res->err = w[0].err;
+	for (unsigned i = 1; i <= writers; i++) {
+		res->writes += w[i].ops;
+		if (w[i].err && !res->err)
+			res->err = w[i].err;
+	}
+	free(w);
+}
+
+/* Fewer reads than this in a phase: the reader was starved, say so. */
+#define HOT_MIN_READS 1000u
+
+static void hot_print(const struct hot_result *r)
+{
+	printf("%-13s %7u %10" PRIu64 " %12.0f %10.2f %10.2f %10.2f %10.0f",
+	       kv_durability_name(r->mode), r->writers, r->reads,
+	       r->seconds > 0 ? (double)r->reads / r->seconds : 0, ns_to_us(hist_pct(r->lat, 0.50)),
+	       ns_to_us(hist_pct(r->lat, 0.99)), ns_to_us(hist_pct(r->lat, 0.999)),
+	       r->seconds > 0 ? (double)r->writes / r->seconds : 0);
+	if (r->err)
+		printf("  error: %s", strerror(-r->err));
+	putchar('\n');
+	/* A read still blocked when the phase ends is timed when it returns. */
+	if (r->lat->count < HOT_MIN_READS)
+		printf("%-13s only %" PRIu64
+		       " read(s) completed in %.1f s: the reader was starved, its "
+		       "percentiles are a lower bound\n",
+		       "", r->lat->count, r->seconds);
+	fflush(stdout);
+}
+
+static double ratio(double num, double den)
+{
+	return den > 0 ? num / den : 0;
+}
+
+/* Baseline without writers, then under load, on the same store and key. */
+static void hot_run(const struct bench_cfg *c, enum kv_durability mode, struct hot_result *res)
+{
+	char what[64], path[4096];
+	struct run r = { .cfg = c };
+	uint8_t *val = xcalloc(1, c->value_size + 1);
+	int err;
+
+	snprintf(what, sizeof(what), "hotread-%s", kv_durability_name(mode));
+	store_path(path, sizeof(path), c, what);
+	r.db = store_create(c, path, mode);
+	err = kv_put(r.db, NULL, HOT_KEY, strlen(HOT_KEY), val, c->value_size);
+	if (!err)
+		err = kv_sync(r.db);
+	if (err)
+		die("kv_put %s: %s", path, strerror(-err));
+	free(val);
+	hot_phase(&r, mode, 0, &res[0]);
+	hot_print(&res[0]);
+	hot_phase(&r, mode, c->writers, &res[1]);
+	hot_print(&res[1]);
+	printf("%-13s read p99 with %u writers / without: %.1fx\n", "", c->writers,
+	       ratio(hist_pct(res[1].lat, 0.99), hist_pct(res[0].lat, 0.99)));
+	store_done(c, r.db, path);
+}
+
+static void hot_all(const struct bench_cfg *c, struct results *res)
+{
+	res->hot = xcalloc((size_t)c->nhot_modes * 2, sizeof(*res->hot));
+	printf("\n== hotread: 1 reader of one hot key, 0 then %u writers of it, %zu-byte value, "
+	       "%.1f s per phase, stores kvbench-%ld-hotread-* in %s\n",
+	       c->writers, c->value_size, c->hot_seconds, (long)getpid(), c->dir);
+	printf("%-13s %7s %10s %12s %10s %10s %10s %10s\n", "mode", "writers", "reads", "reads/s",
+	       "p50 us", "p99 us", "p99.9 us", "writes/s");
+	for (unsigned m = 0; m < c->nhot_modes; m++) {
+		hot_run(c, c->hot_modes[m], &res->hot[res->nhot]);
+		res->nhot += 2;
+	}
+}
+
+/* ---- the ratios the project reports --------------------------------------------- */
+
+static const struct commit_result *find_commit(const struct results *res, enum kv_durability m,
+					       unsigned threads)
+{
+	for (unsigned i = 0; i < res->ncommit; i++)
+		if (res->commit[i].mode == m && res->commit[i].threads == threads)
+			return &res->commit[i];
+	return NULL;
+}
+
+static const struct hot_result *find_hot(const struct results *res, enum kv_durability m,
+					 bool loaded)
+{
+	for (unsigned i = 0; i < res->nhot; i++)
+		if (res->hot[i].mode == m && (res->hot[i].writers > 0) == loaded)
+			return &res->hot[i];
+	return NULL;
+}
+
+static double commit_wps(const struct commit_result *r)
+{
+	return r && r->seconds > 0 ? (double)r->ops / r->seconds : 0;
+}
+
+static double hot_p99(const struct hot_result *r)
+{
+	return r ? hist_pct(r->lat, 0.99) : 0;
+}
+
+struct ratios {
+	double group_vs_fsync; /* sync / fsync-per-op durable writes/s, 8 threads */
+	double locked_vs_mvcc; /* locked / sync read p99 under writers */
+	double mvcc_loaded;    /* sync read p99 with writers / without */
+};
+
+static void ratios_compute(const struct results *res, struct ratios *q)
+{
+	q->group_vs_fsync = ratio(commit_wps(find_commit(res, KV_DUR_SYNC, 8)),
+				  commit_wps(find_commit(res, KV_DUR_FSYNC_PER_OP, 8)));
+	q->locked_vs_mvcc = ratio(hot_p99(find_hot(res, KV_DUR_LOCKED, true)),
+				  hot_p99(find_hot(res, KV_DUR_SYNC, true)));
+	q->mvcc_loaded = ratio(hot_p99(find_hot(res, KV_DUR_SYNC, true)),
+			       hot_p99(find_hot(res, KV_DUR_SYNC, false)));
+}
+
+static void print_ratio(const char *what, double v)
+{
+	if (v > 0)
+		printf("  %-62s %8.2fx\n", what, v);
+	else
+		printf("  %-62s %9s\n", what, "n/a");
+}
+
+static void ratios_print(const struct bench_cfg *c, const struct ratios *q)
+{
+	char buf[128];
+
+	printf("\n== ratios\n");
+	print_ratio("durable writes/s, group commit (sync) / fsync-per-op, 8 threads",
+		    q->group_vs_fsync);
+	snprintf(buf, sizeof(buf), "read p99 under %u writers, locked / MVCC (sync)", c->writers);
+	print_ratio(buf, q->locked_vs_mvcc);
+	snprintf(buf, sizeof(buf), "MVCC (sync) read p99, %u writers / no writer", c->writers);
+	print_ratio(buf, q->mvcc_loaded);
+}
+
+/* ---- JSON ------------------------------------------------------------------------ */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static void json_hist(FILE *f, const struct hist *h)
+{
+	fprintf(f,
+		"{\"count\": %" PRIu64 ", \"mean_us\": %.3f, \"p50_us\": %.3f, "
+		"\"p99_us\": %.3f, \"p999_us\": %.3f, \"max_us\": %.3f}",
+		h->count, ns_to_us(hist_mean(h)), ns_to_us(hist_pct(h, 0.50)),
+		ns_to_us(hist_pct(h, 0.99)), ns_to_us(hist_pct(h, 0.999)),
+		ns_to_us((double)h->max));
+}
+
+static void json_modes(FILE *f, const enum kv_durability *m, unsigned n)
+{
+	fputc('[', f);
+	for (unsigned i = 0; i < n; i++) {
+		fputs(i ? ", " : "", f);
+		json_str(f, kv_durability_name(m[i]));
+	}
+	fputc(']', f);
+}
+
+static void json_params(FILE *f, const struct bench_cfg *c)
+{
+	static const char *const names[] = {
+		"", "disk", "commit", "", "hotread", "", "", "", "all"
+	};
+	struct kv_options def;
+	struct utsname u;
+	char host[256] = "";
+
+	kv_options_init(&def);
+	uname(&u);
+	gethostname(host, sizeof(host) - 1);
+	fprintf(f, "  \"command\": \"%s\",\n  \"host\": ", names[c->cmd]);
+	json_str(f, host);
+	fprintf(f, ",\n  \"kernel\": ");
+	json_str(f, u.release);
+	fprintf(f, ",\n  \"cpus\": %ld,\n  \"params\": {\"dir\": ", sysconf(_SC_NPROCESSORS_ONLN));
+	json_str(f, c->dir);
+	fprintf(f, ", \"keep\": %s, \"disk_ops\": %" PRIu64 ", \"threads\": [",
+		c->keep ? "true" : "false", c->disk_ops);
+	for (unsigned i = 0; i < c->nthreads; i++)
+		fprintf(f, "%s%u", i ? ", " : "", c->threads[i]);
+	fputs("], \"commit_modes\": ", f);
+	json_modes(f, c->commit_modes, c->ncommit_modes);
+	fputs(", \"hot_modes\": ", f);
+	json_modes(f, c->hot_modes, c->nhot_modes);
+	fprintf(f,
+		", \"commit_seconds\": %.3f, \"hot_seconds\": %.3f, \"value_size\": %zu, "
+		"\"keys\": %" PRIu64 ", \"writers\": %u, \"log_buffer_size\": %zu},\n",
+		c->commit_seconds, c->hot_seconds, c->value_size, c->keys, c->writers,
+		c->log_buffer_size ? c->log_buffer_size : def.log_buffer_size);
+}
+
+static void json_commit(FILE *f, const struct commit_result *r)
+{
+	fprintf(f,
+		"    {\"mode\": \"%s\", \"threads\": %u, \"error\": %d, \"ops\": %" PRIu64
+		", \"seconds\": %.6f, \"final_sync_seconds\": %.6f, "
+		"\"durable_writes_per_s\": %.1f, \"put_latency\": ",
+		kv_durability_name(r->mode), r->threads, r->err, r->ops, r->seconds,
+		r->sync_seconds, commit_wps(r));
+	json_hist(f, r->lat);
+	if (r->have_stats)
+		fprintf(f,
+			", \"stats\": {\"records\": %" PRIu64 ", \"commits\": %" PRIu64
+			", \"commit_bytes\": %" PRIu64 ", \"versions_replaced\": %" PRIu64
+			", \"log_buffer_bytes\": %" PRIu64 ", \"log_buffer_live_bytes\": %" PRIu64
+			", \"memtables\": %" PRIu64 ", \"wal_segments\": %" PRIu64 "}",
+			r->st.records, r->st.commits, r->st.commit_bytes, r->st.versions_replaced,
+			r->st.log_buffer_bytes, r->st.log_buffer_live_bytes, r->st.memtables,
+			r->st.wal_segments);
+	fputc('}', f);
+}
+
+static void json_hot(FILE *f, const struct hot_result *r)
+{
+	fprintf(f,
+		"    {\"mode\": \"%s\", \"writers\": %u, \"error\": %d, \"seconds\": %.6f, "
+		"\"reads\": %" PRIu64 ", \"writes\": %" PRIu64 ", \"read_latency\": ",
+		kv_durability_name(r->mode), r->writers, r->err, r->seconds, r->reads, r->writes);
+	json_hist(f, r->lat);
+	fputc('}', f);
+}
+
+static void json_results(FILE *f, const struct results *res, const struct ratios *q)
+{
+	if (res->disk.done) {
+		fprintf(f,
+			"  \"disk\": {\"ops\": %" PRIu64 ", \"file_bytes\": %" PRIu64
+			", \"seconds\": %.6f, \"latency\": ",
+			res->disk.ops, res->disk.file_bytes, res->disk.seconds);
+		json_hist(f, res->disk.lat);
+		fputs("},\n", f);
+	}
+	fputs("  \"commit\": [\n", f);
+	for (unsigned i = 0; i < res->ncommit; i++) {
+		json_commit(f, &res->commit[i]);
+		fputs(i + 1 < res->ncommit ? ",\n" : "\n", f);
+	}
+	fputs("  ],\n  \"hotread\": [\n", f);
+	for (unsigned i = 0; i < res->nhot; i++) {
+		json_hot(f, &res->hot[i]);
+		fputs(i + 1 < res->nhot ? ",\n" : "\n", f);
+	}
+	fprintf(f,
+		"  ],\n  \"ratios\": {\"group_commit_vs_fsync_per_op_8_threads\": %.4f, "
+		"\"locked_vs_mvcc_read_p99\": %.4f, \"mvcc_read_p99_loaded_vs_idle\": %.4f}\n",
+		q->group_vs_fsync, q->locked_vs_mvcc, q->mvcc_loaded);
+}
+
+static void json_write(const struct bench_cfg *c, const struct results *res, const struct ratios *q)
+{
+	FILE *f = fopen(c->json, "w");
+
+	if (!f)
+		die("open %s: %s", c->json, strerror(errno));
+	fprintf(f, "{\n  \"tool\": \"kvbench\",\n  \"format\": 1,\n");
+	json_params(f, c);
+	json_results(f, res, q);
+	fputs("}\n", f);
+	if (fclose(f))
+		die("write %s: %s", c->json, strerror(errno));
+	printf("\nresults written to %s\n", c->json);
+}
+
+static void results_free(struct results *res)
+{
+	for (unsigned i = 0; i < res->ncommit; i++)
+		free(res->commit[i].lat);
+	for (unsigned i = 0; i < res->nhot; i++)
+		free(res->hot[i].lat);
+	free(res->commit);
+	free(res->hot);
+	free(res->disk.lat);
+}
+
+/* ---- command line ------------------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+	fputs("usage: kvbench COMMAND [options]\n"
+	      "\n"
+	      "commands:\n"
+	      "  disk      raw 4 KiB pwrite + fdatasync latency, in place (the physical limit)\n"
+	      "  commit    durable writes/s and put latency per durability mode and thread count\n"
+	      "  hotread   read latency of one hot key, without and with writers of it\n"
+	      "  all       disk, commit and hotread with short defaults (about 90 s),\n"
+	      "            then the ratios the project reports\n"
+	      "\n"
+	      "options (the command each applies to in brackets):\n"
+	      "  --dir D             where stores and files are made (default /var/tmp)\n"
+	      "  --keep              keep the stores instead of removing them\n"
+	      "  --json FILE         also write every parameter and result to FILE\n"
+	      "  --ops N             [disk] synced writes (default 1000)\n"
+	      "  --threads LIST      [commit] thread counts (default 1,2,4,8,16)\n"
+	      "  --modes LIST        [commit] default fsync-per-op,sync,batch;\n"
+	      "                      [hotread] default locked,sync\n"
+	      "  --seconds S         [commit, hotread, all] per run (default 4) or phase (6)\n"
+	      "  --value-size N      [commit, hotread, all] value bytes (default 1024)\n"
+	      "  --keys N            [commit, all] distinct random keys (default 100000)\n"
+	      "  --writers N         [hotread, all] writers of the hot key (default 8)\n"
+	      "  --log-buffer MIB    [commit, hotread, all] log buffer size (default: engine's)\n"
+	      "  -h, --help          this text\n"
+	      "\n"
+	      "modes: sync, batch, fsync-per-op, locked (see kv.h, enum kv_durability)\n",
+	      f);
+}
+
+static __attribute__((noreturn, format(printf, 1, 2))) void bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("kvbench: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs("\nTry 'kvbench --help'.\n", stderr);
+	va_end(ap);
+	exit(2);
+}
+
+static uint64_t parse_num(const char *opt, const char *s, uint64_t min, uint64_t max)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v < min || v > max)
+		bad_usage("%s: '%s' is not a number in [%" PRIu64 ", %" PRIu64 "]", opt, s, min,
+			  max);
+	return v;
+}
+
+static double parse_seconds(const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0.01 && v <= 3600))
+		bad_usage("--seconds: '%s' is not a duration in [0.01, 3600]", s);
+	return v;
+}
+
+/* Split @s at commas into at most MAX_LIST items; calls @fn on each. */
+static unsigned parse_list(const char *opt, const char *s,
+			   void (*fn)(const char *, void *, unsigned), void *out)
+{
+	char buf[512], *save = NULL, *tok;
+	unsigned n = 0;
+
+	if (strlen(s) >= sizeof(buf))
+		bad_usage("%s: list too long", opt);
+	strcpy(buf, s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (n == MAX_LIST)
+			bad_usage("%s: at most %d items", opt, MAX_LIST);
+		fn(tok, out, n++);
+	}
+	if (!n)
+		bad_usage("%s: empty list", opt);
+	return n;
+}
+
+static void parse_thread_item(const char *tok, void *out, unsigned i)
+{
+	((unsigned *)out)[i] = (unsigned)parse_num("--threads", tok, 1, MAX_THREADS);
+}
+
+static void parse_mode_item(const char *tok, void *out, unsigned i)
+{
+	enum kv_durability d;
+
+	if (kv_durability_parse(tok, &d) || d == KV_DUR_DEFAULT)
+		bad_usage("--modes: unknown mode '%s' (sync, batch, fsync-per-op, locked)", tok);
+	((enum kv_durability *)out)[i] = d;
+}
+
+enum opt_id {
+	OPT_DIR = 256,
+	OPT_KEEP,
+	OPT_JSON,
+	OPT_OPS,
+	OPT_THREADS,
+	OPT_MODES,
+	OPT_SECONDS,
+	OPT_VALUE_SIZE,
+	OPT_KEYS,
+	OPT_WRITERS,
+	OPT_LOG_BUFFER,
+};
+
+static const struct option long_opts[] = {
+	{ "dir", required_argument, NULL, OPT_DIR },
+	{ "keep", no_argument, NULL, OPT_KEEP },
+	{ "json", required_argument, NULL, OPT_JSON },
+	{ "ops", required_argument, NULL, OPT_OPS },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "modes", required_argument, NULL, OPT_MODES },
+	{ "seconds", required_argument, NULL, OPT_SECONDS },
+	{ "value-size", required_argument, NULL, OPT_VALUE_SIZE },
+	{ "keys", required_argument, NULL, OPT_KEYS },
+	{ "writers", required_argument, NULL, OPT_WRITERS },
+	{ "log-buffer", required_argument, NULL, OPT_LOG_BUFFER },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Which commands each option applies to; any other use is an error. */
+static unsigned opt_cmds(int id)
+{
+	switch (id) {
+	case OPT_OPS:
+		return CMD_DISK | CMD_ALL;
+	case OPT_THREADS:
+		return CMD_COMMIT | CMD_ALL;
+	case OPT_MODES:
+		return CMD_COMMIT | CMD_HOTREAD;
+	case OPT_KEYS:
+		return CMD_COMMIT | CMD_ALL;
+	case OPT_WRITERS:
+		return CMD_HOTREAD | CMD_ALL;
+	case OPT_SECONDS:
+	case OPT_VALUE_SIZE:
+	case OPT_LOG_BUFFER:
+		return CMD_COMMIT | CMD_HOTREAD | CMD_ALL;
+	default:
+		return CMD_DISK | CMD_COMMIT | CMD_HOTREAD | CMD_ALL;
+	}
+}
+
+static const char *opt_name(int id)
+{
+	for (const struct option *o = long_opts; o->name; o++)
+		if (o->val == id)
+			return o->name;
+	return "?";
+}
+
+static void apply_opt(struct bench_cfg *c, int id, const char *arg)
+{
+	switch (id) {
+	case OPT_DIR:
+		c->dir = arg;
+		break;
+	case OPT_KEEP:
+		c->keep = true;
+		break;
+	case OPT_JSON:
+		c->json = arg;
+		break;
+	case OPT_OPS:
+		c->disk_ops = parse_num("--ops", arg, 1, 100000000);
+		break;
+	case OPT_THREADS:
+		c->nthreads = parse_list("--threads", arg, parse_thread_item, c->threads);
+		break;
+	case OPT_MODES:
+		if (c->cmd == CMD_COMMIT)
+			c->ncommit_modes =
+				parse_list("--modes", arg, parse_mode_item, c->commit_modes);
+		else
+			c->nhot_modes = parse_list("--modes", arg, parse_mode_item, c->hot_modes);
+		break;
+	case OPT_SECONDS:
+		c->commit_seconds = c->hot_seconds = parse_seconds(arg);
+		break;
+	case OPT_VALUE_SIZE:
+		c->value_size = (size_t)parse_num("--value-size", arg, 1, KV_MAX_VALUE);
+		break;
+	case OPT_KEYS:
+		c->keys = parse_num("--keys", arg, 1, UINT64_MAX / 2);
+		break;
+	case OPT_WRITERS:
+		c->writers = (unsigned)parse_num("--writers", arg, 1, MAX_THREADS);
+		break;
+	case OPT_LOG_BUFFER:
+		c->log_buffer_size = (size_t)parse_num("--log-buffer", arg, 1, 256) << 20;
+		break;
+	}
+}
+
+static enum cmd parse_cmd(const char *s)
+{
+	if (!strcmp(s, "disk"))
+		return CMD_DISK;
+	if (!strcmp(s, "commit"))
+		return CMD_COMMIT;
+	if (!strcmp(s, "hotread"))
+		return CMD_HOTREAD;
+	if (!strcmp(s, "all"))
+		return CMD_ALL;
+	bad_usage("unknown command '%s'", s);
+}
+
+static void parse_args(int argc, char **argv, struct bench_cfg *c)
+{
+	int id;
+
+	cfg_defaults(c);
+	if (argc < 2)
+		bad_usage("no command given");
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(stdout);
+		exit(0);
+	}
+	c->cmd = parse_cmd(argv[1]);
+	opterr = 0;
+	while ((id = getopt_long(argc - 1, argv + 1, ":h", long_opts, NULL)) != -1) {
+		if (id == 'h') {
+			usage(stdout);
+			exit(0);
+		}
+		if (id == '?')
+			bad_usage("unknown option '%s'", argv[optind]);
+		if (id == ':')
+			bad_usage("option '%s' needs a value", argv[optind]);
+		if (!(opt_cmds(id) & c->cmd))
+			bad_usage("--%s does not apply to '%s'", opt_name(id), argv[1]);
+		apply_opt(c, id, optarg);
+	}
+	if (optind < argc - 1)
+		bad_usage("unexpected argument '%s'", argv[optind + 1]);
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_cfg c;
+	struct results res = { 0 };
+	struct ratios q = { 0 };
+	struct stat sb;
+
+	parse_args(argc, argv, &c);
+	if (stat(c.dir, &sb) || !S_ISDIR(sb.st_mode))
+		bad_usage("--dir %s: not a directory", c.dir);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("kvbench %s: stores under %s (%s)\n", argv[1], c.dir,
+	       c.keep ? "kept" : "removed after each run; --keep keeps them");
+	if (c.cmd & (CMD_DISK | CMD_ALL)) {
+		disk_run(&c, &res.disk);
+		disk_print(&c, &res.disk);
+	}
+	if (c.cmd & (CMD_COMMIT | CMD_ALL))
+		commit_all(&c, &res);
+	if (c.cmd & (CMD_HOTREAD | CMD_ALL))
+		hot_all(&c, &res);
+	ratios_compute(&res, &q);
+	if (c.cmd == CMD_ALL)
+		ratios_print(&c, &q);
+	if (c.json)
+		json_write(&c, &res, &q);
+	results_free(&res);
+	return 0;
+}

@@ -39,6 +39,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
 #include "sync.h"
@@ -126,6 +127,14 @@ void kv_commit_fail(struct kv_db *db, int err)
 	kv_commit_kick(db);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Advance commit_mem past memtables that are complete; close their files. */
 static struct kv_mem *commit_target(struct kv_db *db)
 {
@@ -149,7 +158,7 @@ static int commit_step(struct kv_db *db)
 {
 	struct kv_mem *m;
 	uint64_t start, end, d;
-	uint32_t epoch;
+	uint32_t epoch, records;
 	int err;
 
 	if (atomic_load_explicit(&db->failed, memory_order_acquire)) {
@@ -157,14 +166,20 @@ static int commit_step(struct kv_db *db)
 		return atomic_load(&db->failed);
 	}
 	m = commit_target(db);
-	if (!m || !kv_logbuf_seal(&m->lb, &epoch, &start, &end))
+	if (!m || !kv_logbuf_seal(&m->lb, &epoch, &start, &end, &records))
 		return 0;
 	d = atomic_load_explicit(&m->lb.durable, memory_order_relaxed);
 	/* A writer that could not index its record failed the db before its
 	 * release: never write an epoch that holds such a record. */
 	err = atomic_load_explicit(&db->failed, memory_order_acquire);
-	if (!err)
+	if (!err) {
+		uint64_t t0 = now_ns();
+
 		err = m->file->env->ops->write_durable(m->file, m->lb.base + d, end - d, d);
+		/* Moving average over ~8 commits, for gather(). */
+		db->commit_ns_avg += ((int64_t)(now_ns() - t0) - (int64_t)db->commit_ns_avg) / 8;
+		db->last_group = records;
+	}
 	if (err) {
 		kv_log(db, KV_LOG_ERROR, "%s: WAL commit of bytes [%llu, %llu) failed: %s", m->path,
 		       (unsigned long long)d, (unsigned long long)end, strerror(-err));
@@ -174,8 +189,32 @@ static int commit_step(struct kv_db *db)
 	}
 	atomic_fetch_add_explicit(&db->commits, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&db->commit_bytes, end - d, memory_order_relaxed);
+	atomic_store_explicit(&db->expected, (int)records, memory_order_relaxed);
 	deliver(kv_logbuf_publish(&m->lb, epoch, end), 0);
 	return 1;
+}
+
+/*
+ * A new leader, before sealing: let the writers the last commit just released
+ * append their next records into this epoch rather than the next one.
+ * Without this, closed-loop writers split into two cohorts that alternate
+ * between commits, each commit carrying half of them. db->expected is set to
+ * the last group's size at its publish and counted down by every append; the
+ * leader yields while it is positive, for at most a third of the average
+ * commit time. A lone writer (a group of one) never waits.
+ */
+static void gather(struct kv_db *db)
+{
+	uint64_t t0, budget = db->commit_ns_avg / 3;
+
+	if (db->last_group < 2 || !budget)
+		return;
+	if (budget > 200000)
+		budget = 200000;
+	t0 = now_ns();
+	while (atomic_load_explicit(&db->expected, memory_order_relaxed) > 0 &&
+	       now_ns() - t0 < budget)
+		sched_yield();
 }
 
 static int durable_enough(struct kv_mem *m, uint64_t end)
@@ -199,6 +238,7 @@ int kv_commit_wait(struct kv_db *db, struct kv_mem *m, uint64_t end)
 		if (err)
 			return -EIO;
 		if (token_try(db)) {
+			gather(db);
 			commit_step(db);
 			token_release(db);
 			continue;

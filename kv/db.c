@@ -96,6 +96,12 @@ static int check_options(const char *dir, const struct kv_options *opt)
 			   dir, sz, KV_LOGBUF_MIN, KV_LOGBUF_MAX);
 		return -EINVAL;
 	}
+	if (opt->batch_max_pending &&
+	    (opt->batch_max_pending < 4096 || opt->batch_max_pending > sz / 2)) {
+		kv_log_opt(opt, KV_LOG_ERROR, "%s: batch_max_pending %zu must be in [4096, log_buffer_size / 2]",
+			   dir, opt->batch_max_pending);
+		return -EINVAL;
+	}
 	if (opt->durability < KV_DUR_DEFAULT || opt->durability > KV_DUR_LOCKED) {
 		kv_log_opt(opt, KV_LOG_ERROR, "%s: unknown durability mode %d", dir, opt->durability);
 		return -EINVAL;
@@ -118,12 +124,19 @@ static struct kv_db *db_alloc(const char *dir, const struct kv_options *opt)
 	db->opt = *opt;
 	if (db->opt.durability == KV_DUR_DEFAULT)
 		db->opt.durability = KV_DUR_SYNC;
+	if (!db->opt.batch_max_pending)
+		db->opt.batch_max_pending = opt->log_buffer_size / 4 < (1u << 20) ?
+						    opt->log_buffer_size / 4 : (1u << 20);
 	db->env = opt->env ? opt->env : kv_env_default();
 	pthread_mutex_init(&db->rot_mu, NULL);
 	pthread_mutex_init(&db->fpo_mu, NULL);
 	pthread_rwlockattr_init(&ra);
-	/* Writers must not starve behind a stream of readers (locked baseline). */
-	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	/*
+	 * The locked baseline measures what a reader waits for when the writer
+	 * holds the key across its fsync: the default (reader-preferring) kind
+	 * makes it wait for that writer, not behind every queued writer, which
+	 * would starve it outright.
+	 */
 	for (int i = 0; i < KV_STRIPES; i++)
 		pthread_rwlock_init(&db->stripe[i], &ra);
 	pthread_rwlockattr_destroy(&ra);

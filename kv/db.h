@@ -71,6 +71,10 @@ struct kv_db {
 
 	_Atomic int token;		/* the commit token: 1 while a leader commits */
 	struct kv_mem *commit_mem;	/* [commit token] oldest not all durable */
+	uint64_t commit_ns_avg;		/* [commit token] moving average of a commit */
+	uint32_t last_group;		/* [commit token] records in the last commit */
+	_Atomic int expected;		/* [atomic] writers of the last commit not yet
+					 * back with their next append (gather) */
 	_Atomic uint32_t commit_seq;	/* [atomic futex] bumped when a leader is done */
 	_Atomic int failed;		/* [atomic] 0, or the error that failed the db */
 

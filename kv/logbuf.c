@@ -54,6 +54,7 @@ int kv_logbuf_init(struct kv_logbuf *lb, uint64_t cap, uint64_t start)
 	lb->sealed = start;
 	for (int i = 0; i < KV_EPOCH_SLOTS; i++) {
 		atomic_init(&lb->slot[i].released, 0);
+		atomic_init(&lb->slot[i].records, 0);
 		atomic_init(&lb->slot[i].reqs, NULL);
 	}
 	return 0;
@@ -90,7 +91,16 @@ void kv_logbuf_release(struct kv_logbuf *lb, uint64_t ref, uint64_t len)
 {
 	struct kv_epoch_slot *s = &lb->slot[kv_ref_epoch(ref) % KV_EPOCH_SLOTS];
 
+	atomic_fetch_add_explicit(&s->records, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->released, len, memory_order_release);
+}
+
+uint32_t kv_logbuf_open_records(const struct kv_logbuf *lb)
+{
+	uint64_t r = atomic_load_explicit(&lb->resv, memory_order_acquire);
+
+	return atomic_load_explicit(&lb->slot[kv_ref_epoch(r) % KV_EPOCH_SLOTS].records,
+				    memory_order_relaxed);
 }
 
 void kv_logbuf_push_req(struct kv_logbuf *lb, uint64_t ref, struct kv_req *req)
@@ -115,7 +125,8 @@ static uint64_t wait_final_end(struct kv_logbuf *lb)
 	return end;
 }
 
-int kv_logbuf_seal(struct kv_logbuf *lb, uint32_t *epoch, uint64_t *start, uint64_t *end)
+int kv_logbuf_seal(struct kv_logbuf *lb, uint32_t *epoch, uint64_t *start, uint64_t *end,
+		   uint32_t *records)
 {
 	uint64_t r = atomic_load_explicit(&lb->resv, memory_order_acquire);
 	struct kv_epoch_slot *s;
@@ -140,6 +151,8 @@ int kv_logbuf_seal(struct kv_logbuf *lb, uint32_t *epoch, uint64_t *start, uint6
 	s = &lb->slot[*epoch % KV_EPOCH_SLOTS];
 	while (atomic_load_explicit(&s->released, memory_order_acquire) != off - *start)
 		kv_backoff(&spins);
+	*records = atomic_load_explicit(&s->records, memory_order_relaxed);
+	atomic_store_explicit(&s->records, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->released, 0, memory_order_relaxed);
 	return 1;
 }

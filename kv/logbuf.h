@@ -61,6 +61,7 @@ struct kv_req {
  */
 struct kv_epoch_slot {
 	_Atomic uint64_t released;		/* [atomic] bytes whose writers are done */
+	_Atomic uint32_t records;		/* [atomic] records released */
 	_Atomic(struct kv_req *) reqs;		/* [atomic] async requests (a stack) */
 } __attribute__((aligned(64)));
 
@@ -100,10 +101,13 @@ void kv_logbuf_push_req(struct kv_logbuf *lb, uint64_t ref, struct kv_req *req);
  * Commit token holder only. Seal the open epoch if it has records: returns 1
  * with its number in *epoch and its records in [*start, *end), after waiting
  * until every writer of the epoch has released; 0 if there is nothing to
- * seal. The caller writes [durable, *end) to the file and then calls
+ * seal; *records is the number of records in it. The caller writes [durable, *end) to the file and then calls
  * kv_logbuf_publish (or fails the store).
  */
-int kv_logbuf_seal(struct kv_logbuf *lb, uint32_t *epoch, uint64_t *start, uint64_t *end);
+int kv_logbuf_seal(struct kv_logbuf *lb, uint32_t *epoch, uint64_t *start, uint64_t *end,
+		   uint32_t *records);
+/* Records released so far in the open epoch (for the leader's gathering). */
+uint32_t kv_logbuf_open_records(const struct kv_logbuf *lb);
 /* Make [0, end) committed; returns the epoch's async requests (detached). */
 struct kv_req *kv_logbuf_publish(struct kv_logbuf *lb, uint32_t epoch, uint64_t end);
 /* Detach the requests of every epoch slot (failure path). */

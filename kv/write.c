@@ -185,6 +185,8 @@ static int append(struct kv_db *db, const struct wsrc *s, struct kv_req *req, st
 	}
 	kv_logbuf_release(&m->lb, ref, kv_align8(len));
 	atomic_fetch_add_explicit(&db->records, 1, memory_order_relaxed);
+	if (atomic_load_explicit(&db->expected, memory_order_relaxed) > 0)
+		atomic_fetch_sub_explicit(&db->expected, 1, memory_order_relaxed);
 	*mp = m;
 	*endp = off + kv_align8(len);
 	return err;
@@ -234,6 +236,21 @@ static void stripes_lock(struct kv_db *db, const uint64_t set[KV_STRIPES / 64], 
 	}
 }
 
+/*
+ * Batch mode: kick the backstop; if more than batch_max_pending bytes of this
+ * buffer are not yet durable, wait until the excess is, so that no
+ * acknowledged write waits behind an unbounded backlog.
+ */
+static int batch_backpressure(struct kv_db *db, struct kv_mem *m, uint64_t end)
+{
+	uint64_t limit = db->opt.batch_max_pending;
+
+	kv_commit_kick(db);
+	if (end <= limit || atomic_load_explicit(&m->lb.durable, memory_order_acquire) >= end - limit)
+		return 0;
+	return kv_commit_wait(db, m, end - limit);
+}
+
 static int append_and_wait(struct kv_db *db, const struct wsrc *s)
 {
 	struct kv_mem *m;
@@ -254,7 +271,7 @@ static int write_src(struct kv_db *db, const struct kv_write_options *wo, const 
 	case KV_DUR_BATCH:
 		err = append(db, s, NULL, &m, &end);
 		if (!err)
-			kv_commit_kick(db);
+			err = batch_backpressure(db, m, end);
 		return err;
 	case KV_DUR_FSYNC_PER_OP:
 		pthread_mutex_lock(&db->fpo_mu);
@@ -328,8 +345,11 @@ static int write_async(struct kv_db *db, const struct kv_write_options *wo,
 		free(req);
 		return err;
 	}
-	if (b->count)
+	if (early && b->count)
+		err = batch_backpressure(db, m, end);
+	else if (b->count)
 		kv_commit_kick(db);
+	/* Acknowledged at append: a backpressure failure is the db's, later. */
 	if (early)
 		kv_req_complete(req, 0);
 	return 0;

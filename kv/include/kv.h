@@ -53,7 +53,9 @@ struct kv_env;
  *                      durable within the commit bound: the commit pipeline
  *                      submits every appended byte with the next group commit
  *                      after the one in flight, even if no further write
- *                      comes (see kv/FORMAT.md, "Durability bound").
+ *                      comes, and writers wait when more than
+ *                      batch_max_pending bytes are not yet durable (see
+ *                      kv/FORMAT.md, "Durability bound").
  * KV_DUR_FSYNC_PER_OP  baseline: writers are serialized and each does its own
  *                      write + fdatasync. For benchmarks only.
  * KV_DUR_LOCKED        baseline: the writer holds the key's lock across its
@@ -78,6 +80,13 @@ struct kv_options {
 	size_t log_buffer_size;		/* bytes per memtable log buffer = WAL
 					 * segment size; default 64 MiB, range
 					 * [64 KiB, 256 MiB] */
+	size_t batch_max_pending;	/* batch mode: a writer whose append leaves
+					 * more than this many bytes not yet durable
+					 * waits for the excess to commit, so that
+					 * acknowledged writes stay within the
+					 * durability bound; 0 = the default,
+					 * min(1 MiB, log_buffer_size / 4);
+					 * else in [4 KiB, log_buffer_size / 2] */
 	struct kv_env *env;		/* file I/O; NULL = the real one */
 	kv_log_fn log;			/* NULL = stderr, errors and warnings */
 	void *log_ctx;

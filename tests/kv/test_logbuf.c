@@ -15,6 +15,8 @@
 
 #define START 64
 
+static uint32_t nrec;
+
 static void test_reserve_contiguous(void **state)
 {
 	struct kv_logbuf lb;
@@ -42,14 +44,15 @@ static void test_seal_publish(void **state)
 
 	assert_int_equal(kv_logbuf_init(&lb, 64 << 10, START), 0);
 	/* Nothing appended: nothing to seal, and no empty epoch opened. */
-	assert_int_equal(kv_logbuf_seal(&lb, &epoch, &start, &end), 0);
+	assert_int_equal(kv_logbuf_seal(&lb, &epoch, &start, &end, &nrec), 0);
 	assert_int_equal(kv_logbuf_reserve(&lb, 32, &r1, &crossing), 0);
 	assert_int_equal(kv_logbuf_reserve(&lb, 16, &r2, &crossing), 0);
 	kv_logbuf_push_req(&lb, r2, &req);
 	kv_logbuf_release(&lb, r1, 32);
 	kv_logbuf_release(&lb, r2, 16);
-	assert_int_equal(kv_logbuf_seal(&lb, &epoch, &start, &end), 1);
+	assert_int_equal(kv_logbuf_seal(&lb, &epoch, &start, &end, &nrec), 1);
 	assert_int_equal(epoch, 1);
+	assert_int_equal(nrec, 2);
 	assert_int_equal(start, START);
 	assert_int_equal(end, START + 48);
 	/* Appends after the seal belong to the next epoch. */
@@ -62,7 +65,7 @@ static void test_seal_publish(void **state)
 	assert_null(got->next);
 	assert_int_equal(atomic_load(&lb.durable), START + 48);
 	kv_logbuf_release(&lb, r3, 8);
-	assert_int_equal(kv_logbuf_seal(&lb, &epoch, &start, &end), 1);
+	assert_int_equal(kv_logbuf_seal(&lb, &epoch, &start, &end, &nrec), 1);
 	assert_int_equal(epoch, 2);
 	assert_int_equal(start, START + 48);
 	assert_int_equal(end, START + 56);
@@ -99,11 +102,11 @@ static void test_full_buffer(void **state)
 	assert_false(kv_logbuf_done(&lb));
 	assert_int_equal(kv_logbuf_appended(&lb), last_end);
 	/* The seal clamps to the records' end; failed reservations never count. */
-	assert_int_equal(kv_logbuf_seal(&lb, &epoch, &start, &end), 1);
+	assert_int_equal(kv_logbuf_seal(&lb, &epoch, &start, &end, &nrec), 1);
 	assert_int_equal(end, last_end);
 	kv_logbuf_publish(&lb, epoch, end);
 	assert_true(kv_logbuf_done(&lb));
-	assert_int_equal(kv_logbuf_seal(&lb, &epoch, &start, &end), 0);
+	assert_int_equal(kv_logbuf_seal(&lb, &epoch, &start, &end, &nrec), 0);
 	kv_logbuf_destroy(&lb);
 }
 
@@ -150,7 +153,7 @@ static void test_concurrent_epochs(void **state)
 	for (;;) {
 		int done = atomic_load(&writers_done) == W;
 
-		while (kv_logbuf_seal(&clb, &epoch, &start, &end)) {
+		while (kv_logbuf_seal(&clb, &epoch, &start, &end, &nrec)) {
 			assert_int_equal(epoch, last + 1);
 			assert_true(epoch < (1 << 16));
 			ep_start[epoch] = start;

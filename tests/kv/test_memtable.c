@@ -17,6 +17,8 @@
 #include "memtable.h"
 #include "wal.h"
 
+static uint32_t nrec;
+
 struct fixture {
 	struct kv_logbuf lb;
 	struct kv_memtable mt;
@@ -66,7 +68,7 @@ static void commit(struct fixture *f)
 	uint64_t start, end;
 	uint32_t epoch;
 
-	if (kv_logbuf_seal(&f->lb, &epoch, &start, &end))
+	if (kv_logbuf_seal(&f->lb, &epoch, &start, &end, &nrec))
 		kv_logbuf_publish(&f->lb, epoch, end);
 }
 
@@ -75,7 +77,7 @@ static void seal_only(struct fixture *f, uint32_t *epoch, uint64_t *end)
 {
 	uint64_t start;
 
-	assert_int_equal(kv_logbuf_seal(&f->lb, epoch, &start, end), 1);
+	assert_int_equal(kv_logbuf_seal(&f->lb, epoch, &start, end, &nrec), 1);
 }
 
 static const char *get(struct fixture *f, const char *key, int latest, char *buf)

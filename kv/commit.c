@@ -120,7 +120,8 @@ void kv_commit_fail(struct kv_db *db, int err)
 	int zero = 0;
 
 	if (atomic_compare_exchange_strong(&db->failed, &zero, err ? err : -EIO))
-		kv_log(db, KV_LOG_ERROR, "%s: the store has failed (%s); writes return -EIO until it is reopened",
+		kv_log(db, KV_LOG_ERROR,
+		       "%s: the store has failed (%s); writes return -EIO until it is reopened",
 		       db->dir, strerror(-(err ? err : -EIO)));
 	atomic_fetch_add_explicit(&db->commit_seq, 1, memory_order_release);
 	kv_futex_wake_all(&db->commit_seq);

@@ -23,8 +23,8 @@
 #include "wal.h"
 
 static const char *const dur_names[] = {
-	[KV_DUR_DEFAULT] = "default",	    [KV_DUR_SYNC] = "sync",
-	[KV_DUR_BATCH] = "batch",	    [KV_DUR_FSYNC_PER_OP] = "fsync-per-op",
+	[KV_DUR_DEFAULT] = "default", [KV_DUR_SYNC] = "sync",
+	[KV_DUR_BATCH] = "batch",     [KV_DUR_FSYNC_PER_OP] = "fsync-per-op",
 	[KV_DUR_LOCKED] = "locked",
 };
 
@@ -53,8 +53,7 @@ void kv_options_init(struct kv_options *opt)
 	opt->log_buffer_size = 64u << 20;
 }
 
-static void vlog(const struct kv_options *opt, enum kv_log_level level, const char *fmt,
-		 va_list ap)
+static void vlog(const struct kv_options *opt, enum kv_log_level level, const char *fmt, va_list ap)
 {
 	char msg[1024];
 
@@ -92,18 +91,21 @@ static int check_options(const char *dir, const struct kv_options *opt)
 		return -EINVAL;
 	}
 	if (sz < KV_LOGBUF_MIN || sz > KV_LOGBUF_MAX || sz % 4096) {
-		kv_log_opt(opt, KV_LOG_ERROR, "%s: log_buffer_size %zu must be a multiple of 4096 in [%llu, %llu]",
+		kv_log_opt(opt, KV_LOG_ERROR,
+			   "%s: log_buffer_size %zu must be a multiple of 4096 in [%llu, %llu]",
 			   dir, sz, KV_LOGBUF_MIN, KV_LOGBUF_MAX);
 		return -EINVAL;
 	}
 	if (opt->batch_max_pending &&
 	    (opt->batch_max_pending < 4096 || opt->batch_max_pending > sz / 2)) {
-		kv_log_opt(opt, KV_LOG_ERROR, "%s: batch_max_pending %zu must be in [4096, log_buffer_size / 2]",
-			   dir, opt->batch_max_pending);
+		kv_log_opt(opt, KV_LOG_ERROR,
+			   "%s: batch_max_pending %zu must be in [4096, log_buffer_size / 2]", dir,
+			   opt->batch_max_pending);
 		return -EINVAL;
 	}
 	if (opt->durability < KV_DUR_DEFAULT || opt->durability > KV_DUR_LOCKED) {
-		kv_log_opt(opt, KV_LOG_ERROR, "%s: unknown durability mode %d", dir, opt->durability);
+		kv_log_opt(opt, KV_LOG_ERROR, "%s: unknown durability mode %d", dir,
+			   opt->durability);
 		return -EINVAL;
 	}
 	return 0;
@@ -126,7 +128,8 @@ static struct kv_db *db_alloc(const char *dir, const struct kv_options *opt)
 		db->opt.durability = KV_DUR_SYNC;
 	if (!db->opt.batch_max_pending)
 		db->opt.batch_max_pending = opt->log_buffer_size / 4 < (1u << 20) ?
-						    opt->log_buffer_size / 4 : (1u << 20);
+						    opt->log_buffer_size / 4 :
+						    (1u << 20);
 	db->env = opt->env ? opt->env : kv_env_default();
 	pthread_mutex_init(&db->rot_mu, NULL);
 	pthread_mutex_init(&db->fpo_mu, NULL);
@@ -330,7 +333,7 @@ int kv_get_alloc(struct kv_db *db, unsigned flags, const void *key, size_t klen,
 		free(buf);
 		if (n < 0)
 			return (int)n;
-		cap = (size_t)n;	/* a newer, longer version: try again */
+		cap = (size_t)n; /* a newer, longer version: try again */
 	}
 }
 

@@ -38,57 +38,57 @@ struct kv_mem {
 	uint64_t seg_id;		/* [immutable] */
 	uint64_t base_lsn;		/* [immutable] LSN of buffer offset 0 */
 	struct kv_mem *older;		/* [immutable once installed] */
-	_Atomic(struct kv_mem *) newer;	/* [atomic; set once, at rotation] */
+	_Atomic(struct kv_mem *) newer; /* [atomic; set once, at rotation] */
 };
 
 struct kv_cq {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	struct kv_completion *items;	/* [mu] FIFO of completions */
-	int head, count, cap;		/* [mu] */
+	struct kv_completion *items; /* [mu] FIFO of completions */
+	int head, count, cap;	     /* [mu] */
 };
 
 struct kv_batch {
-	uint8_t *buf;			/* encoded ops, WAL op format (wal.h) */
+	uint8_t *buf; /* encoded ops, WAL op format (wal.h) */
 	size_t len, cap;
 	uint32_t count;
 };
 
 struct kv_db {
-	char *dir;			/* [immutable] */
-	struct kv_options opt;		/* [immutable] */
-	struct kv_env *env;		/* [immutable] */
-	struct kv_file *lock_file;	/* [immutable] holds the LOCK */
+	char *dir;		   /* [immutable] */
+	struct kv_options opt;	   /* [immutable] */
+	struct kv_env *env;	   /* [immutable] */
+	struct kv_file *lock_file; /* [immutable] holds the LOCK */
 
-	_Atomic(struct kv_mem *) active;	/* [atomic; changed under rot_mu] */
-	struct kv_mem *oldest;		/* [rot_mu] oldest memtable, chain via newer */
-	uint64_t next_seg_id;		/* [rot_mu] */
-	struct kv_file *spare;		/* [rot_mu] prepared segment file, or NULL */
-	char *spare_path;		/* [rot_mu] */
-	uint64_t spare_id;		/* [rot_mu] */
+	_Atomic(struct kv_mem *) active; /* [atomic; changed under rot_mu] */
+	struct kv_mem *oldest;		 /* [rot_mu] oldest memtable, chain via newer */
+	uint64_t next_seg_id;		 /* [rot_mu] */
+	struct kv_file *spare;		 /* [rot_mu] prepared segment file, or NULL */
+	char *spare_path;		 /* [rot_mu] */
+	uint64_t spare_id;		 /* [rot_mu] */
 	pthread_mutex_t rot_mu;
-	_Atomic uint32_t rotate_seq;	/* [atomic futex] bumped at each rotation */
+	_Atomic uint32_t rotate_seq; /* [atomic futex] bumped at each rotation */
 
-	_Atomic int token;		/* the commit token: 1 while a leader commits */
-	struct kv_mem *commit_mem;	/* [commit token] oldest not all durable */
-	uint64_t commit_ns_avg;		/* [commit token] moving average of a commit */
-	uint32_t last_group;		/* [commit token] records in the last commit */
-	_Atomic int expected;		/* [atomic] writers of the last commit not yet
-					 * back with their next append (gather) */
-	_Atomic uint32_t commit_seq;	/* [atomic futex] bumped when a leader is done */
-	_Atomic int failed;		/* [atomic] 0, or the error that failed the db */
+	_Atomic int token;	     /* the commit token: 1 while a leader commits */
+	struct kv_mem *commit_mem;   /* [commit token] oldest not all durable */
+	uint64_t commit_ns_avg;	     /* [commit token] moving average of a commit */
+	uint32_t last_group;	     /* [commit token] records in the last commit */
+	_Atomic int expected;	     /* [atomic] writers of the last commit not yet
+				      * back with their next append (gather) */
+	_Atomic uint32_t commit_seq; /* [atomic futex] bumped when a leader is done */
+	_Atomic int failed;	     /* [atomic] 0, or the error that failed the db */
 
-	pthread_t backstop;		/* [immutable] commits for async/batch writers */
-	int backstop_started;		/* [immutable after open] */
-	_Atomic uint32_t kick;		/* [atomic futex] work for the backstop */
-	_Atomic int stopping;		/* [atomic] close in progress */
+	pthread_t backstop;    /* [immutable] commits for async/batch writers */
+	int backstop_started;  /* [immutable after open] */
+	_Atomic uint32_t kick; /* [atomic futex] work for the backstop */
+	_Atomic int stopping;  /* [atomic] close in progress */
 
-	pthread_mutex_t fpo_mu;		/* fsync-per-op: one writer at a time */
-	pthread_rwlock_t stripe[KV_STRIPES];	/* locked baseline: key locks */
+	pthread_mutex_t fpo_mu;		     /* fsync-per-op: one writer at a time */
+	pthread_rwlock_t stripe[KV_STRIPES]; /* locked baseline: key locks */
 
-	_Atomic uint64_t records;	/* [atomic] stats */
-	_Atomic uint64_t commits;	/* [atomic] */
-	_Atomic uint64_t commit_bytes;	/* [atomic] */
+	_Atomic uint64_t records;      /* [atomic] stats */
+	_Atomic uint64_t commits;      /* [atomic] */
+	_Atomic uint64_t commit_bytes; /* [atomic] */
 };
 
 /* ---- logging (db.c) ---- */
@@ -120,8 +120,8 @@ int kv_store_rotate(struct kv_db *db, struct kv_mem *m, uint64_t end);
 /* ---- recovery.c ---- */
 /* Replay every segment of the store into memtables (db->oldest .. newest,
  * all read-only) and report where the log ends. */
-int kv_recover(struct kv_db *db, uint64_t *next_seg_id, uint64_t *base_lsn,
-	       uint64_t *prev_end, struct kv_mem **newest);
+int kv_recover(struct kv_db *db, uint64_t *next_seg_id, uint64_t *base_lsn, uint64_t *prev_end,
+	       struct kv_mem **newest);
 
 /* ---- commit.c ---- */
 int kv_commit_start(struct kv_db *db);

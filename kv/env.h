@@ -27,7 +27,7 @@
 #include "kv.h"
 
 struct kv_file {
-	struct kv_env *env;	/* [immutable] the env that opened it */
+	struct kv_env *env; /* [immutable] the env that opened it */
 };
 
 struct kv_env_ops {
@@ -72,14 +72,12 @@ int kv_env_write_all(struct kv_file *f, const void *buf, size_t len, uint64_t of
 int kv_env_read_all(struct kv_file *f, void *buf, size_t len, uint64_t off);
 /* Create @path with @len zero bytes, fsync it and its directory: a
  * preallocated file whose later in-place writes need no metadata update. */
-int kv_env_create_zeroed(struct kv_env *env, const char *path, uint64_t len,
-			 struct kv_file **out);
+int kv_env_create_zeroed(struct kv_env *env, const char *path, uint64_t len, struct kv_file **out);
 /* Crash-safe replace: write @path.tmp, fsync, rename over @path, fsync dir. */
-int kv_env_write_file_atomic(struct kv_env *env, const char *dir, const char *name,
-			     const void *buf, size_t len);
+int kv_env_write_file_atomic(struct kv_env *env, const char *dir, const char *name, const void *buf,
+			     size_t len);
 /* Read a whole small file into a malloc'd buffer (at most @max bytes). */
-int kv_env_read_file(struct kv_env *env, const char *path, size_t max, void **buf,
-		     size_t *len);
+int kv_env_read_file(struct kv_env *env, const char *path, size_t max, void **buf, size_t *len);
 
 /* The POSIX env (used by the default env for everything but commits). */
 struct kv_env *kv_env_posix(void);

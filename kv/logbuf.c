@@ -170,8 +170,8 @@ struct kv_req *kv_logbuf_take_all_reqs(struct kv_logbuf *lb)
 	struct kv_req *all = NULL;
 
 	for (int i = 0; i < KV_EPOCH_SLOTS; i++) {
-		struct kv_req *l = atomic_exchange_explicit(&lb->slot[i].reqs, NULL,
-							    memory_order_acquire);
+		struct kv_req *l =
+			atomic_exchange_explicit(&lb->slot[i].reqs, NULL, memory_order_acquire);
 
 		while (l) {
 			struct kv_req *next = l->next;

@@ -31,11 +31,11 @@
 #define KV_REF_OFF_BITS 40
 #define KV_REF_OFF_MASK ((1ull << KV_REF_OFF_BITS) - 1)
 #define KV_REF_EPOCH_ONE (1ull << KV_REF_OFF_BITS)
-#define kv_ref_off(r) ((r) & KV_REF_OFF_MASK)
+#define kv_ref_off(r) ((r)&KV_REF_OFF_MASK)
 #define kv_ref_epoch(r) ((uint32_t)((r) >> KV_REF_OFF_BITS))
 #define kv_ref_make(epoch, off) (((uint64_t)(epoch) << KV_REF_OFF_BITS) | (off))
 
-#define KV_EPOCH_SLOTS 4	/* at most 2 epochs are unpublished at a time */
+#define KV_EPOCH_SLOTS 4 /* at most 2 epochs are unpublished at a time */
 #define KV_NO_END UINT64_MAX
 
 #define KV_LOGBUF_MIN (64ull << 10)
@@ -47,11 +47,11 @@
  * detaches the list and delivers it exactly once.
  */
 struct kv_req {
-	struct kv_req *next;	/* [the list's] */
-	uint64_t ref;		/* [immutable] its record: orders completions by LSN */
-	struct kv_cq *cq;	/* [immutable] deliver here with @tag, or ... */
+	struct kv_req *next; /* [the list's] */
+	uint64_t ref;	     /* [immutable] its record: orders completions by LSN */
+	struct kv_cq *cq;    /* [immutable] deliver here with @tag, or ... */
 	uint64_t tag;
-	kv_done_fn cb;		/* [immutable] ... call @cb(@arg, status) */
+	kv_done_fn cb; /* [immutable] ... call @cb(@arg, status) */
 	void *arg;
 };
 
@@ -60,22 +60,22 @@ struct kv_req {
  * committed (the leader resets it before the next epoch can use it).
  */
 struct kv_epoch_slot {
-	_Atomic uint64_t released;		/* [atomic] bytes whose writers are done */
-	_Atomic uint32_t records;		/* [atomic] records released */
-	_Atomic(struct kv_req *) reqs;		/* [atomic] async requests (a stack) */
+	_Atomic uint64_t released;     /* [atomic] bytes whose writers are done */
+	_Atomic uint32_t records;      /* [atomic] records released */
+	_Atomic(struct kv_req *) reqs; /* [atomic] async requests (a stack) */
 } __attribute__((aligned(64)));
 
 struct kv_logbuf {
-	uint8_t *base;			/* [immutable] cap bytes, zero-filled mmap */
-	uint64_t cap;			/* [immutable] */
-	_Atomic uint64_t resv;		/* [atomic] epoch:offset of the next append */
+	uint8_t *base;	       /* [immutable] cap bytes, zero-filled mmap */
+	uint64_t cap;	       /* [immutable] */
+	_Atomic uint64_t resv; /* [atomic] epoch:offset of the next append */
 	char pad0[48];
-	_Atomic uint64_t durable;	/* [atomic; written by the commit token holder]
-					 * bytes [0, durable) are on disk; versions
-					 * below it are committed (published) */
-	_Atomic uint64_t final_end;	/* [atomic] end of records once the buffer is
-					 * full, KV_NO_END before */
-	uint64_t sealed;		/* [commit token] start of the open epoch */
+	_Atomic uint64_t durable;   /* [atomic; written by the commit token holder]
+				     * bytes [0, durable) are on disk; versions
+				     * below it are committed (published) */
+	_Atomic uint64_t final_end; /* [atomic] end of records once the buffer is
+				     * full, KV_NO_END before */
+	uint64_t sealed;	    /* [commit token] start of the open epoch */
 	struct kv_epoch_slot slot[KV_EPOCH_SLOTS];
 };
 
@@ -101,8 +101,8 @@ void kv_logbuf_push_req(struct kv_logbuf *lb, uint64_t ref, struct kv_req *req);
  * Commit token holder only. Seal the open epoch if it has records: returns 1
  * with its number in *epoch and its records in [*start, *end), after waiting
  * until every writer of the epoch has released; 0 if there is nothing to
- * seal; *records is the number of records in it. The caller writes [durable, *end) to the file and then calls
- * kv_logbuf_publish (or fails the store).
+ * seal; *records is the number of records in it. The caller writes [durable, *end) to the file and
+ * then calls kv_logbuf_publish (or fails the store).
  */
 int kv_logbuf_seal(struct kv_logbuf *lb, uint32_t *epoch, uint64_t *start, uint64_t *end,
 		   uint32_t *records);

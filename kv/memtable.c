@@ -115,7 +115,8 @@ static int random_height(void)
 		struct timespec ts;
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)&rng ^ 0x9e3779b97f4a7c15ull;
+		rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)&rng ^
+		      0x9e3779b97f4a7c15ull;
 	}
 	rng ^= rng << 13;
 	rng ^= rng >> 7;
@@ -129,8 +130,8 @@ static int random_height(void)
  * From @x at @level, advance while the next key is below @key. Returns the
  * last node below @key; *succ gets the first node >= key (or NULL).
  */
-static struct kv_mnode *scan_level(struct kv_mnode *x, int level, const uint8_t *key,
-				   uint32_t klen, struct kv_mnode **succ)
+static struct kv_mnode *scan_level(struct kv_mnode *x, int level, const uint8_t *key, uint32_t klen,
+				   struct kv_mnode **succ)
 {
 	for (;;) {
 		struct kv_mnode *n = atomic_load_explicit(&x->next[level], memory_order_acquire);
@@ -143,8 +144,8 @@ static struct kv_mnode *scan_level(struct kv_mnode *x, int level, const uint8_t 
 	}
 }
 
-static struct kv_mnode *find(struct kv_memtable *mt, const uint8_t *key, uint32_t klen,
-			     int top, struct kv_mnode **prev, struct kv_mnode **succ)
+static struct kv_mnode *find(struct kv_memtable *mt, const uint8_t *key, uint32_t klen, int top,
+			     struct kv_mnode **prev, struct kv_mnode **succ)
 {
 	struct kv_mnode *x = mt->head, *n = NULL;
 
@@ -199,9 +200,8 @@ static void raise_height(struct kv_memtable *mt, int h)
 {
 	int cur = atomic_load_explicit(&mt->height, memory_order_relaxed);
 
-	while (h > cur && !atomic_compare_exchange_weak_explicit(&mt->height, &cur, h,
-								 memory_order_relaxed,
-								 memory_order_relaxed))
+	while (h > cur && !atomic_compare_exchange_weak_explicit(
+				  &mt->height, &cur, h, memory_order_relaxed, memory_order_relaxed))
 		;
 }
 

@@ -48,27 +48,27 @@
 #define KV_SKIP_MAX_HEIGHT 20
 
 struct kv_mnode {
-	_Atomic uint64_t ver[3];	/* [lock to write; atomic to read] refs */
-	const uint8_t *key;		/* [immutable] in the log buffer */
-	uint32_t klen;			/* [immutable] */
-	_Atomic uint8_t lock;		/* writers' spinlock over ver[] */
-	uint8_t height;			/* [immutable] */
-	_Atomic(struct kv_mnode *) next[];	/* [atomic; set once per insert] */
+	_Atomic uint64_t ver[3];	   /* [lock to write; atomic to read] refs */
+	const uint8_t *key;		   /* [immutable] in the log buffer */
+	uint32_t klen;			   /* [immutable] */
+	_Atomic uint8_t lock;		   /* writers' spinlock over ver[] */
+	uint8_t height;			   /* [immutable] */
+	_Atomic(struct kv_mnode *) next[]; /* [atomic; set once per insert] */
 };
 
 struct kv_arena_chunk;
 
 struct kv_memtable {
-	struct kv_logbuf *lb;		/* [immutable] whose refs the nodes hold */
-	struct kv_mnode *head;		/* [immutable] sentinel of full height */
-	_Atomic int height;		/* [atomic] highest level in use */
-	pthread_mutex_t arena_mu;	/* guards the arena fields below */
-	struct kv_arena_chunk *chunks;	/* [arena_mu] */
-	size_t chunk_used;		/* [arena_mu] */
-	_Atomic uint64_t arena_bytes;	/* [atomic] memory held by nodes */
-	_Atomic uint64_t nodes;		/* [atomic] distinct keys */
-	_Atomic uint64_t replaced;	/* [atomic] versions replaced in place */
-	_Atomic uint64_t superseded;	/* [atomic] versions dropped as older */
+	struct kv_logbuf *lb;	       /* [immutable] whose refs the nodes hold */
+	struct kv_mnode *head;	       /* [immutable] sentinel of full height */
+	_Atomic int height;	       /* [atomic] highest level in use */
+	pthread_mutex_t arena_mu;      /* guards the arena fields below */
+	struct kv_arena_chunk *chunks; /* [arena_mu] */
+	size_t chunk_used;	       /* [arena_mu] */
+	_Atomic uint64_t arena_bytes;  /* [atomic] memory held by nodes */
+	_Atomic uint64_t nodes;	       /* [atomic] distinct keys */
+	_Atomic uint64_t replaced;     /* [atomic] versions replaced in place */
+	_Atomic uint64_t superseded;   /* [atomic] versions dropped as older */
 };
 
 int kv_memtable_init(struct kv_memtable *mt, struct kv_logbuf *lb);

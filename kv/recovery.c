@@ -38,7 +38,7 @@ struct seg {
 	char *path;
 	struct kv_mem *m;
 	struct kv_seg_header h;
-	int herr;		/* header decode result */
+	int herr; /* header decode result */
 };
 
 struct seg_list {
@@ -121,8 +121,8 @@ static int replay_rec(void *arg, uint64_t off, const struct kv_rec_header *h, co
 
 	kv_op_iter_init(&it, rec, h);
 	while (kv_op_next(&it, &op)) {
-		int err = kv_memtable_apply(&m->mt, ref, (uint64_t)(op.key - KV_OP_HEADER_SIZE -
-								   m->lb.base),
+		int err = kv_memtable_apply(&m->mt, ref,
+					    (uint64_t)(op.key - KV_OP_HEADER_SIZE - m->lb.base),
 					    op.key, op.klen);
 		if (err)
 			return err;
@@ -139,14 +139,16 @@ static int drop_unborn(struct kv_db *db, struct seg_list *l)
 		if (!s->herr)
 			return 0;
 		if (s->herr == -EPROTONOSUPPORT) {
-			kv_log(db, KV_LOG_ERROR, "%s: segment format version %u is newer than this libkv reads (%u)",
+			kv_log(db, KV_LOG_ERROR,
+			       "%s: segment format version %u is newer than this libkv reads (%u)",
 			       s->path, kv_get_le32(s->m->lb.base + 8), KV_FORMAT_VERSION);
 			return s->herr;
 		}
 		/* The header went out with epoch 1: an epoch-2 record proves it
 		 * was durable, so its loss is corruption, not a torn commit. */
 		if (kv_wal_probe(s->m->lb.base, s->m->lb.cap, s->id, KV_SEG_HEADER_SIZE, 2)) {
-			kv_log(db, KV_LOG_ERROR, "%s: segment header at offset 0 is %s but committed records follow it",
+			kv_log(db, KV_LOG_ERROR,
+			       "%s: segment header at offset 0 is %s but committed records follow it",
 			       s->path, s->herr == -ENODATA ? "missing" : "corrupt");
 			return s->herr == -ENODATA ? -EUCLEAN : s->herr;
 		}
@@ -167,14 +169,16 @@ static int check_header(struct kv_db *db, struct seg *s, struct seg *next)
 		return s->herr == -ENODATA ? -EUCLEAN : s->herr;
 	}
 	if (s->h.seg_id != s->id || s->h.capacity != s->m->lb.cap) {
-		kv_log(db, KV_LOG_ERROR, "%s: header names segment %llu of %llu bytes; expected %llu of %llu",
+		kv_log(db, KV_LOG_ERROR,
+		       "%s: header names segment %llu of %llu bytes; expected %llu of %llu",
 		       s->path, (unsigned long long)s->h.seg_id, (unsigned long long)s->h.capacity,
 		       (unsigned long long)s->id, (unsigned long long)s->m->lb.cap);
 		return -EUCLEAN;
 	}
 	if (next && !next->herr && next->h.base_lsn != s->h.base_lsn + next->h.prev_end) {
-		kv_log(db, KV_LOG_ERROR, "%s: base LSN %llu does not continue %s (base %llu + end %llu)",
-		       next->path, (unsigned long long)next->h.base_lsn, s->path,
+		kv_log(db, KV_LOG_ERROR,
+		       "%s: base LSN %llu does not continue %s (base %llu + end %llu)", next->path,
+		       (unsigned long long)next->h.base_lsn, s->path,
 		       (unsigned long long)s->h.base_lsn, (unsigned long long)next->h.prev_end);
 		return -EUCLEAN;
 	}
@@ -192,10 +196,12 @@ static int replay_seg(struct kv_db *db, struct seg *s, struct seg *next, uint64_
 		return err;
 	err = kv_wal_scan(lb->base, lb->cap, s->id, limit, replay_rec, s->m, end, &bad);
 	if (err == -EUCLEAN && limit)
-		kv_log(db, KV_LOG_ERROR, "%s: corrupt WAL record at offset %llu (records must reach offset %llu, where the next segment continues)",
+		kv_log(db, KV_LOG_ERROR,
+		       "%s: corrupt WAL record at offset %llu (records must reach offset %llu, where the next segment continues)",
 		       s->path, (unsigned long long)bad, (unsigned long long)limit);
 	else if (err == -EUCLEAN)
-		kv_log(db, KV_LOG_ERROR, "%s: corrupt WAL record at offset %llu (a record of a later epoch follows, so it is not a torn tail)",
+		kv_log(db, KV_LOG_ERROR,
+		       "%s: corrupt WAL record at offset %llu (a record of a later epoch follows, so it is not a torn tail)",
 		       s->path, (unsigned long long)bad);
 	if (err)
 		return err;
@@ -203,7 +209,8 @@ static int replay_seg(struct kv_db *db, struct seg *s, struct seg *next, uint64_
 		static const uint8_t zero[KV_REC_HEADER_SIZE];
 
 		if (memcmp(lb->base + *end, zero, sizeof(zero)))
-			kv_log(db, KV_LOG_WARN, "%s: torn tail at offset %llu dropped (its commit never completed)",
+			kv_log(db, KV_LOG_WARN,
+			       "%s: torn tail at offset %llu dropped (its commit never completed)",
 			       s->path, (unsigned long long)*end);
 	}
 	s->m->base_lsn = s->h.base_lsn;

@@ -34,7 +34,7 @@
 #define LOCK_NAME "LOCK"
 #define IDENT_MAGIC "LIBKVST1"
 #define IDENT_SIZE 64u
-#define INCOMPAT_KNOWN 0u	/* no incompatible features yet */
+#define INCOMPAT_KNOWN 0u /* no incompatible features yet */
 
 static char *path_join(const char *dir, const char *name)
 {
@@ -65,8 +65,9 @@ static int ident_check(struct kv_db *db, const char *path, const uint8_t *b, siz
 	uint32_t version, incompat;
 
 	if (len != IDENT_SIZE || memcmp(b, IDENT_MAGIC, 8)) {
-		kv_log(db, KV_LOG_ERROR, "%s: not a libkv identity file (expected %u bytes starting \"%s\")",
-		       path, IDENT_SIZE, IDENT_MAGIC);
+		kv_log(db, KV_LOG_ERROR,
+		       "%s: not a libkv identity file (expected %u bytes starting \"%s\")", path,
+		       IDENT_SIZE, IDENT_MAGIC);
 		return -EMEDIUMTYPE;
 	}
 	if (kv_get_le64(b + 56) != XXH3_64bits(b, 56)) {
@@ -76,7 +77,8 @@ static int ident_check(struct kv_db *db, const char *path, const uint8_t *b, siz
 	version = kv_get_le32(b + 8);
 	incompat = kv_get_le32(b + 12);
 	if (version > KV_FORMAT_VERSION || (incompat & ~INCOMPAT_KNOWN)) {
-		kv_log(db, KV_LOG_ERROR, "%s: format version %u (incompatible features 0x%x) is newer than this libkv reads (version %u)",
+		kv_log(db, KV_LOG_ERROR,
+		       "%s: format version %u (incompatible features 0x%x) is newer than this libkv reads (version %u)",
 		       path, version, incompat, KV_FORMAT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
@@ -154,7 +156,8 @@ static int take_lock(struct kv_db *db)
 	if (!err) {
 		err = db->lock_file->env->ops->lock(db->lock_file);
 		if (err == -EBUSY)
-			kv_log(db, KV_LOG_ERROR, "%s: the store is in use (%s is locked by another handle or process)",
+			kv_log(db, KV_LOG_ERROR,
+			       "%s: the store is in use (%s is locked by another handle or process)",
 			       db->dir, path);
 	}
 	if (err && err != -EBUSY)
@@ -256,7 +259,8 @@ static int create_segment(struct kv_db *db, struct kv_file **f, char **path, uin
 		return -ENOMEM;
 	err = kv_env_create_zeroed(db->env, *path, db->opt.log_buffer_size, f);
 	if (err) {
-		kv_log(db, KV_LOG_ERROR, "%s: cannot create WAL segment: %s", *path, strerror(-err));
+		kv_log(db, KV_LOG_ERROR, "%s: cannot create WAL segment: %s", *path,
+		       strerror(-err));
 		free(*path);
 		*path = NULL;
 	}
@@ -286,8 +290,7 @@ int kv_store_prepare_spare(struct kv_db *db)
 	return 0;
 }
 
-int kv_store_new_active(struct kv_db *db, uint64_t base_lsn, uint64_t prev_end,
-			struct kv_mem **out)
+int kv_store_new_active(struct kv_db *db, uint64_t base_lsn, uint64_t prev_end, struct kv_mem **out)
 {
 	struct kv_seg_header h = { 0 };
 	struct kv_file *f;

@@ -42,7 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KV_SEG_MAGIC 0x31474553564b564cull	/* "LVKVSEG1" read as LE bytes */
+#define KV_SEG_MAGIC 0x31474553564b564cull /* "LVKVSEG1" read as LE bytes */
 #define KV_SEG_HEADER_SIZE 64u
 #define KV_REC_HEADER_SIZE 24u
 #define KV_OP_HEADER_SIZE 8u

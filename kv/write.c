@@ -177,7 +177,7 @@ static int append(struct kv_db *db, const struct wsrc *s, struct kv_req *req, st
 	h.count = s->b ? s->b->count : 1;
 	kv_rec_seal(rec, h.len, h.count, kv_ref_epoch(ref), m->seg_id);
 	err = index_record(m, ref, rec, &h);
-	if (err)	/* before release: the epoch holding it is never written */
+	if (err) /* before release: the epoch holding it is never written */
 		kv_commit_fail(db, err);
 	else if (req) {
 		req->ref = ref;
@@ -246,7 +246,8 @@ static int batch_backpressure(struct kv_db *db, struct kv_mem *m, uint64_t end)
 	uint64_t limit = db->opt.batch_max_pending;
 
 	kv_commit_kick(db);
-	if (end <= limit || atomic_load_explicit(&m->lb.durable, memory_order_acquire) >= end - limit)
+	if (end <= limit ||
+	    atomic_load_explicit(&m->lb.durable, memory_order_acquire) >= end - limit)
 		return 0;
 	return kv_commit_wait(db, m, end - limit);
 }
@@ -292,7 +293,10 @@ static int write_src(struct kv_db *db, const struct kv_write_options *wo, const 
 int kv_put(struct kv_db *db, const struct kv_write_options *wo, const void *key, size_t klen,
 	   const void *val, size_t vlen)
 {
-	struct wsrc s = { .type = KV_OP_PUT, .key = key, .klen = (uint32_t)klen, .val = val,
+	struct wsrc s = { .type = KV_OP_PUT,
+			  .key = key,
+			  .klen = (uint32_t)klen,
+			  .val = val,
 			  .vlen = (uint32_t)vlen };
 	int err = check_op(key, klen, vlen);
 
@@ -310,7 +314,8 @@ int kv_delete(struct kv_db *db, const struct kv_write_options *wo, const void *k
 static int check_batch(struct kv_db *db, const struct kv_batch *b)
 {
 	if (kv_align8(KV_REC_HEADER_SIZE + b->len) > db->opt.log_buffer_size / 4) {
-		kv_log(db, KV_LOG_ERROR, "%s: a batch of %zu bytes exceeds a quarter of the log buffer (%zu)",
+		kv_log(db, KV_LOG_ERROR,
+		       "%s: a batch of %zu bytes exceeds a quarter of the log buffer (%zu)",
 		       db->dir, b->len, db->opt.log_buffer_size / 4);
 		return -E2BIG;
 	}
@@ -409,7 +414,7 @@ static void cq_push(struct kv_cq *cq, uint64_t tag, int status)
 		struct kv_completion *items = malloc((size_t)cap * sizeof(*items));
 
 		if (!items)
-			abort();	/* cannot drop an acknowledgement */
+			abort(); /* cannot drop an acknowledgement */
 		for (int i = 0; i < cq->count; i++)
 			items[i] = cq->items[(cq->head + i) % cq->cap];
 		free(cq->items);

@@ -63,7 +63,8 @@ uint64_t kvt_seed(const char *test)
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		seed = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid();
+		seed = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^
+		       (uint64_t)getpid();
 	}
 	if (!seed)
 		seed = 1;

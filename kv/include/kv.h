@@ -37,8 +37,8 @@ extern "C" {
 /* The on-disk format version this library writes and the newest it reads. */
 #define KV_FORMAT_VERSION 1
 
-#define KV_MAX_KEY 4096u		/* bytes */
-#define KV_MAX_VALUE (16u << 20)	/* bytes; also at most log_buffer_size / 4 */
+#define KV_MAX_KEY 4096u	 /* bytes */
+#define KV_MAX_VALUE (16u << 20) /* bytes; also at most log_buffer_size / 4 */
 
 struct kv_db;
 struct kv_batch;
@@ -62,7 +62,7 @@ struct kv_env;
  *                      commit and readers take that lock. For benchmarks only.
  */
 enum kv_durability {
-	KV_DUR_DEFAULT = 0,	/* in write options: the database's mode */
+	KV_DUR_DEFAULT = 0, /* in write options: the database's mode */
 	KV_DUR_SYNC,
 	KV_DUR_BATCH,
 	KV_DUR_FSYNC_PER_OP,
@@ -74,21 +74,21 @@ enum kv_log_level { KV_LOG_ERROR, KV_LOG_WARN, KV_LOG_INFO, KV_LOG_DEBUG };
 typedef void (*kv_log_fn)(void *ctx, enum kv_log_level level, const char *msg);
 
 struct kv_options {
-	int create_if_missing;		/* create an empty store if dir has none */
-	int error_if_exists;		/* -EEXIST if dir already holds a store */
-	enum kv_durability durability;	/* default KV_DUR_SYNC */
-	size_t log_buffer_size;		/* bytes per memtable log buffer = WAL
-					 * segment size; default 64 MiB, range
-					 * [64 KiB, 256 MiB] */
-	size_t batch_max_pending;	/* batch mode: a writer whose append leaves
-					 * more than this many bytes not yet durable
-					 * waits for the excess to commit, so that
-					 * acknowledged writes stay within the
-					 * durability bound; 0 = the default,
-					 * min(1 MiB, log_buffer_size / 4);
-					 * else in [4 KiB, log_buffer_size / 2] */
-	struct kv_env *env;		/* file I/O; NULL = the real one */
-	kv_log_fn log;			/* NULL = stderr, errors and warnings */
+	int create_if_missing;	       /* create an empty store if dir has none */
+	int error_if_exists;	       /* -EEXIST if dir already holds a store */
+	enum kv_durability durability; /* default KV_DUR_SYNC */
+	size_t log_buffer_size;	       /* bytes per memtable log buffer = WAL
+					* segment size; default 64 MiB, range
+					* [64 KiB, 256 MiB] */
+	size_t batch_max_pending;      /* batch mode: a writer whose append leaves
+					* more than this many bytes not yet durable
+					* waits for the excess to commit, so that
+					* acknowledged writes stay within the
+					* durability bound; 0 = the default,
+					* min(1 MiB, log_buffer_size / 4);
+					* else in [4 KiB, log_buffer_size / 2] */
+	struct kv_env *env;	       /* file I/O; NULL = the real one */
+	kv_log_fn log;		       /* NULL = stderr, errors and warnings */
 	void *log_ctx;
 };
 
@@ -113,15 +113,14 @@ int kv_close(struct kv_db *db);
 /* ---- writes ----------------------------------------------------------- */
 
 struct kv_write_options {
-	enum kv_durability durability;	/* KV_DUR_DEFAULT = the database's */
+	enum kv_durability durability; /* KV_DUR_DEFAULT = the database's */
 };
 
 /* A batch of puts and deletes applied atomically, in order. */
 int kv_batch_create(struct kv_batch **out);
 void kv_batch_destroy(struct kv_batch *b);
 void kv_batch_clear(struct kv_batch *b);
-int kv_batch_put(struct kv_batch *b, const void *key, size_t klen, const void *val,
-		 size_t vlen);
+int kv_batch_put(struct kv_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
 int kv_batch_delete(struct kv_batch *b, const void *key, size_t klen);
 uint32_t kv_batch_count(const struct kv_batch *b);
 
@@ -132,8 +131,7 @@ uint32_t kv_batch_count(const struct kv_batch *b);
  */
 int kv_put(struct kv_db *db, const struct kv_write_options *wo, const void *key, size_t klen,
 	   const void *val, size_t vlen);
-int kv_delete(struct kv_db *db, const struct kv_write_options *wo, const void *key,
-	      size_t klen);
+int kv_delete(struct kv_db *db, const struct kv_write_options *wo, const void *key, size_t klen);
 int kv_write(struct kv_db *db, const struct kv_write_options *wo, const struct kv_batch *b);
 
 /*
@@ -175,7 +173,7 @@ int kv_sync(struct kv_db *db);
 
 /* ---- reads ------------------------------------------------------------ */
 
-#define KV_READ_LATEST 0x1u	/* newest appended version, committed or not */
+#define KV_READ_LATEST 0x1u /* newest appended version, committed or not */
 
 /*
  * Look @key up. On success returns the value's length and copies
@@ -199,7 +197,7 @@ struct kv_stats {
 	uint64_t versions_replaced;	/* uncommitted versions replaced in place */
 	uint64_t versions_superseded;	/* versions already older than the latest */
 	uint64_t log_buffer_bytes;	/* bytes used in all memtable log buffers */
-	uint64_t log_buffer_live_bytes;	/* of which still referenced by a key */
+	uint64_t log_buffer_live_bytes; /* of which still referenced by a key */
 	uint64_t memtables;		/* active + immutable */
 	uint64_t wal_segments;		/* live WAL segment files */
 	int failed;			/* 0, or the error that failed the store */
@@ -229,16 +227,16 @@ void kv_fault_env_destroy(struct kv_fault_env *fe);
 struct kv_env *kv_fault_env_env(struct kv_fault_env *fe);
 
 struct kv_fault_rules {
-	int64_t fail_sync_after;	/* the Nth later sync fails with -EIO (1 = next);
-					 * then every sync fails; 0 = off */
-	int64_t enospc_after_bytes;	/* writes past this many more bytes fail
-					 * with -ENOSPC (partially: a short
-					 * write first); 0 = off */
-	int short_writes;		/* each write writes at most half its
-					 * bytes (at least 1) per call */
-	int64_t crash_after_ops;	/* after N more I/O calls every call fails
-					 * with -EIO, as if the process had died
-					 * there; 0 = off */
+	int64_t fail_sync_after;    /* the Nth later sync fails with -EIO (1 = next);
+				     * then every sync fails; 0 = off */
+	int64_t enospc_after_bytes; /* writes past this many more bytes fail
+				     * with -ENOSPC (partially: a short
+				     * write first); 0 = off */
+	int short_writes;	    /* each write writes at most half its
+				     * bytes (at least 1) per call */
+	int64_t crash_after_ops;    /* after N more I/O calls every call fails
+				     * with -EIO, as if the process had died
+				     * there; 0 = off */
 };
 void kv_fault_env_set_rules(struct kv_fault_env *fe, const struct kv_fault_rules *r);
 

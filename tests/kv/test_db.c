@@ -97,11 +97,11 @@ static void test_batch(void **state)
 	struct kv_batch *b;
 
 	assert_int_equal(kv_batch_create(&b), 0);
-	assert_int_equal(kv_write(f->db, NULL, b), 0);	/* empty: nothing */
+	assert_int_equal(kv_write(f->db, NULL, b), 0); /* empty: nothing */
 	put(f->db, "gone", "x");
 	assert_int_equal(kv_batch_put(b, "x", 1, "1", 1), 0);
 	assert_int_equal(kv_batch_put(b, "y", 1, "2", 1), 0);
-	assert_int_equal(kv_batch_put(b, "x", 1, "3", 1), 0);	/* later op wins */
+	assert_int_equal(kv_batch_put(b, "x", 1, "3", 1), 0); /* later op wins */
 	assert_int_equal(kv_batch_delete(b, "gone", 4), 0);
 	assert_int_equal(kv_batch_count(b), 4);
 	assert_int_equal(kv_write(f->db, NULL, b), 0);
@@ -176,7 +176,8 @@ static void test_modes(void **state)
 			assert_int_equal(kv_sync(f->db), 0);
 		expect(f->db, key, key);
 		assert_non_null(kv_get(f->db, KV_READ_LATEST, key, strlen(key), NULL, 0) >= 0 ?
-					"ok" : NULL);
+					"ok" :
+					NULL);
 	}
 	assert_int_equal(kv_durability_parse("fast", &(enum kv_durability){ 0 }), -EINVAL);
 	reopen(f);

@@ -102,23 +102,23 @@ static void test_committed_and_latest(void **state)
 
 	put(f, "k", "v1");
 	assert_null(get(f, "k", 0, buf));		/* uncommitted: not visible */
-	assert_string_equal(get(f, "k", 1, buf), "v1");	/* latest sees it */
+	assert_string_equal(get(f, "k", 1, buf), "v1"); /* latest sees it */
 	commit(f);
 	assert_string_equal(get(f, "k", 0, buf), "v1");
 
-	put(f, "k", "v2");	/* epoch 2 */
-	put(f, "k", "v3");	/* epoch 2 again: replaces v2 in place */
+	put(f, "k", "v2"); /* epoch 2 */
+	put(f, "k", "v3"); /* epoch 2 again: replaces v2 in place */
 	assert_int_equal(atomic_load(&f->mt.replaced), 1);
 	assert_string_equal(get(f, "k", 0, buf), "v1");
 	assert_string_equal(get(f, "k", 1, buf), "v3");
 
 	/* Epoch 2 in flight while epoch 3 writes: v1 must stay readable. */
 	seal_only(f, &e, &end);
-	put(f, "k", "v4");	/* epoch 3: shifts, ver = [v4, v3, v1] */
-	put(f, "k", "v5");	/* epoch 3: replaces v4 */
+	put(f, "k", "v4"); /* epoch 3: shifts, ver = [v4, v3, v1] */
+	put(f, "k", "v5"); /* epoch 3: replaces v4 */
 	assert_string_equal(get(f, "k", 0, buf), "v1");
 	assert_string_equal(get(f, "k", 1, buf), "v5");
-	kv_logbuf_publish(&f->lb, e, end);	/* epoch 2 commits */
+	kv_logbuf_publish(&f->lb, e, end); /* epoch 2 commits */
 	assert_string_equal(get(f, "k", 0, buf), "v3");
 	commit(f);
 	assert_string_equal(get(f, "k", 0, buf), "v5");

@@ -278,6 +278,9 @@ static void backstop_round(struct kv_db *db)
 		uint32_t seq = atomic_load_explicit(&db->commit_seq, memory_order_acquire);
 		int failed = atomic_load_explicit(&db->failed, memory_order_acquire);
 
+		/* Stopping: close has committed already; abandon must not. */
+		if (atomic_load_explicit(&db->stopping, memory_order_acquire))
+			return;
 		if (!failed && !pending(db))
 			return;
 		if (token_try(db)) {

@@ -243,7 +243,7 @@ int kv_close(struct kv_db *db)
 
 	if (!db)
 		return 0;
-	err = atomic_load(&db->failed) ? 0 : sync_all(db);
+	err = atomic_load(&db->failed) ? -EIO : sync_all(db);
 	kv_commit_stop(db);
 	if (!atomic_load(&db->failed))
 		kv_store_tidy(db);

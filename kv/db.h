@@ -63,6 +63,7 @@ struct kv_db {
 	_Atomic(struct kv_mem *) active; /* [atomic; changed under rot_mu] */
 	struct kv_mem *oldest;		 /* [rot_mu] oldest memtable, chain via newer */
 	uint64_t next_seg_id;		 /* [rot_mu] */
+	uint64_t active_id;		 /* [rot_mu] segment id of the newest active memtable */
 	struct kv_file *spare;		 /* [rot_mu] prepared segment file, or NULL */
 	char *spare_path;		 /* [rot_mu] */
 	uint64_t spare_id;		 /* [rot_mu] */

@@ -15,6 +15,8 @@
  *      first commit (which carries the header) never completed: they are
  *      removed. An epoch-2 record proves epoch 1 durable: then a bad header
  *      is corruption. A newer format version is refused, never removed.
+ *      A trailing file shorter than any segment and all zero is one whose
+ *      zero fill was cut short: removed too.
  *   2. Every other segment must have a valid header naming its own id and
  *      size, and its records must reach the prev_end its successor's header
  *      records, with LSNs continuing (base_lsn of the next = base_lsn +
@@ -38,7 +40,8 @@ struct seg {
 	char *path;
 	struct kv_mem *m;
 	struct kv_seg_header h;
-	int herr; /* header decode result */
+	int herr;	/* header decode result */
+	int short_zero; /* shorter than any segment and all zero */
 };
 
 struct seg_list {
@@ -79,6 +82,38 @@ static int seg_cmp(const void *a, const void *b)
 }
 
 /* Read a segment file whole into a fresh memtable's buffer. */
+/* A file shorter than any segment: all zero means its creation (zero fill)
+ * was cut short, before any commit could use it. */
+static int short_file(struct kv_db *db, struct seg *s, struct kv_file *f, uint64_t size)
+{
+	uint8_t buf[4096];
+
+	for (uint64_t off = 0; off < size; off += sizeof(buf)) {
+		size_t n = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
+		int err = kv_env_read_all(f, buf, n, off);
+
+		if (err)
+			return err;
+		for (size_t i = 0; i < n; i++) {
+			if (buf[i]) {
+				kv_log(db, KV_LOG_ERROR,
+				       "%s: size %llu is not a WAL segment size (%llu .. %llu)",
+				       s->path, (unsigned long long)size, KV_LOGBUF_MIN,
+				       KV_LOGBUF_MAX);
+				return -EUCLEAN;
+			}
+		}
+	}
+	s->short_zero = 1;
+	return 0;
+}
+
+/*
+ * Read a segment file whole into a fresh memtable's buffer, and make it
+ * durable: the page cache may hold a commit's write whose fdatasync never
+ * completed (a crash, a failed sync), and the new segment's header will
+ * record where these records end; they must not vanish at a power cut after.
+ */
 static int load(struct kv_db *db, struct seg *s)
 {
 	struct kv_file *f;
@@ -91,7 +126,11 @@ static int load(struct kv_db *db, struct seg *s)
 		return err;
 	}
 	err = f->env->ops->size(f, &size);
-	if (!err && (size < KV_LOGBUF_MIN || size > KV_LOGBUF_MAX)) {
+	if (!err && size < KV_LOGBUF_MIN) {
+		err = short_file(db, s, f, size);
+		goto out;
+	}
+	if (!err && size > KV_LOGBUF_MAX) {
 		kv_log(db, KV_LOG_ERROR, "%s: size %llu is not a WAL segment size (%llu .. %llu)",
 		       s->path, (unsigned long long)size, KV_LOGBUF_MIN, KV_LOGBUF_MAX);
 		err = -EUCLEAN;
@@ -103,12 +142,19 @@ static int load(struct kv_db *db, struct seg *s)
 		if (err)
 			kv_log(db, KV_LOG_ERROR, "%s: read failed: %s", s->path, strerror(-err));
 	}
-	f->env->ops->close(f);
+	if (!err) {
+		err = f->env->ops->sync(f, 1);
+		if (err)
+			kv_log(db, KV_LOG_ERROR, "%s: fdatasync failed: %s", s->path,
+			       strerror(-err));
+	}
 	if (!err) {
 		s->m->seg_id = s->id;
 		s->m->path = strdup(s->path);
 		s->herr = kv_seg_header_decode(s->m->lb.base, &s->h);
 	}
+out:
+	f->env->ops->close(f);
 	return err;
 }
 
@@ -136,6 +182,8 @@ static int drop_unborn(struct kv_db *db, struct seg_list *l)
 	while (l->n) {
 		struct seg *s = &l->v[l->n - 1];
 
+		if (s->short_zero)
+			goto remove;
 		if (!s->herr)
 			return 0;
 		if (s->herr == -EPROTONOSUPPORT) {
@@ -152,6 +200,7 @@ static int drop_unborn(struct kv_db *db, struct seg_list *l)
 			       s->path, s->herr == -ENODATA ? "missing" : "corrupt");
 			return s->herr == -ENODATA ? -EUCLEAN : s->herr;
 		}
+remove:
 		kv_log(db, KV_LOG_INFO, "%s: removing a segment that never got a commit", s->path);
 		db->env->ops->unlink(db->env, s->path);
 		kv_mem_free(s->m);
@@ -161,8 +210,13 @@ static int drop_unborn(struct kv_db *db, struct seg_list *l)
 	return 0;
 }
 
-static int check_header(struct kv_db *db, struct seg *s, struct seg *next)
+static int check_header(struct kv_db *db, struct seg *s, struct seg *next, int first)
 {
+	if (s->short_zero) {
+		kv_log(db, KV_LOG_ERROR, "%s: an empty, unfinished segment followed by others",
+		       s->path);
+		return -EUCLEAN;
+	}
 	if (s->herr) {
 		kv_log(db, KV_LOG_ERROR, "%s: bad segment header at offset 0 (%s)", s->path,
 		       strerror(-s->herr));
@@ -175,7 +229,15 @@ static int check_header(struct kv_db *db, struct seg *s, struct seg *next)
 		       (unsigned long long)s->id, (unsigned long long)s->m->lb.cap);
 		return -EUCLEAN;
 	}
-	if (next && !next->herr && next->h.base_lsn != s->h.base_lsn + next->h.prev_end) {
+	/* No table holds older data yet (format 1): the log starts at LSN 0. */
+	if (first && (s->h.base_lsn || s->h.prev_end)) {
+		kv_log(db, KV_LOG_ERROR,
+		       "%s: the log starts at LSN %llu, not 0: the segments before it are missing",
+		       s->path, (unsigned long long)s->h.base_lsn);
+		return -EUCLEAN;
+	}
+	if (next && !next->short_zero && !next->herr &&
+	    next->h.base_lsn != s->h.base_lsn + next->h.prev_end) {
 		kv_log(db, KV_LOG_ERROR,
 		       "%s: base LSN %llu does not continue %s (base %llu + end %llu)", next->path,
 		       (unsigned long long)next->h.base_lsn, s->path,
@@ -185,13 +247,13 @@ static int check_header(struct kv_db *db, struct seg *s, struct seg *next)
 	return 0;
 }
 
-static int replay_seg(struct kv_db *db, struct seg *s, struct seg *next, uint64_t *end)
+static int replay_seg(struct kv_db *db, struct seg *s, struct seg *next, int first, uint64_t *end)
 {
 	struct kv_logbuf *lb = &s->m->lb;
-	uint64_t limit = next ? next->h.prev_end : 0, bad = 0;
+	uint64_t limit = next && !next->short_zero ? next->h.prev_end : 0, bad = 0;
 	int err;
 
-	err = check_header(db, s, next);
+	err = check_header(db, s, next, first);
 	if (err)
 		return err;
 	err = kv_wal_scan(lb->base, lb->cap, s->id, limit, replay_rec, s->m, end, &bad);
@@ -249,7 +311,7 @@ int kv_recover(struct kv_db *db, uint64_t *next_seg_id, uint64_t *base_lsn, uint
 	if (!err)
 		err = drop_unborn(db, &l);
 	for (size_t i = 0; i < l.n && !err; i++)
-		err = replay_seg(db, &l.v[i], i + 1 < l.n ? &l.v[i + 1] : NULL, &end);
+		err = replay_seg(db, &l.v[i], i + 1 < l.n ? &l.v[i + 1] : NULL, i == 0, &end);
 	if (err)
 		goto fail;
 	*base_lsn = l.n ? l.v[l.n - 1].h.base_lsn + end : 0;

@@ -272,7 +272,7 @@ int kv_store_prepare_spare(struct kv_db *db)
 	struct kv_file *f;
 	uint64_t id;
 	char *path;
-	int err, have;
+	int err, have, stale;
 
 	pthread_mutex_lock(&db->rot_mu);
 	have = db->spare != NULL;
@@ -283,10 +283,23 @@ int kv_store_prepare_spare(struct kv_db *db)
 	if (err)
 		return err;
 	pthread_mutex_lock(&db->rot_mu);
-	db->spare = f;
-	db->spare_path = path;
-	db->spare_id = id;
+	/*
+	 * A rotation that found no spare ready made its own segment, with a
+	 * later id; a spare with an earlier id would put the log out of id
+	 * order (recovery replays by id), so it is thrown away.
+	 */
+	stale = id < db->active_id;
+	if (!stale) {
+		db->spare = f;
+		db->spare_path = path;
+		db->spare_id = id;
+	}
 	pthread_mutex_unlock(&db->rot_mu);
+	if (stale) {
+		f->env->ops->close(f);
+		db->env->ops->unlink(db->env, path);
+		free(path);
+	}
 	return 0;
 }
 
@@ -297,7 +310,7 @@ int kv_store_new_active(struct kv_db *db, uint64_t base_lsn, uint64_t prev_end, 
 	struct kv_mem *m;
 	char *path;
 	uint64_t id;
-	int err;
+	int err, stale;
 
 	pthread_mutex_lock(&db->rot_mu);
 	f = db->spare;
@@ -305,12 +318,22 @@ int kv_store_new_active(struct kv_db *db, uint64_t base_lsn, uint64_t prev_end, 
 	id = db->spare_id;
 	db->spare = NULL;
 	db->spare_path = NULL;
+	stale = f && id < db->active_id; /* see kv_store_prepare_spare */
 	pthread_mutex_unlock(&db->rot_mu);
+	if (stale) {
+		f->env->ops->close(f);
+		db->env->ops->unlink(db->env, path);
+		free(path);
+		f = NULL;
+	}
 	if (!f) {
 		err = create_segment(db, &f, &path, &id);
 		if (err)
 			return err;
 	}
+	pthread_mutex_lock(&db->rot_mu);
+	db->active_id = id;
+	pthread_mutex_unlock(&db->rot_mu);
 	err = kv_mem_new(db->opt.log_buffer_size, &m);
 	if (err) {
 		f->env->ops->close(f);

@@ -107,7 +107,8 @@ void kv_options_init(struct kv_options *opt);
 int kv_open(const char *dir, const struct kv_options *opt, struct kv_db **out);
 
 /* Commit everything appended, stop background work, free. Returns the first
- * error of the final commit (the handle is freed regardless). */
+ * error of the final commit, or -EIO if the database had failed (the handle
+ * is freed regardless). */
 int kv_close(struct kv_db *db);
 
 /* ---- writes ----------------------------------------------------------- */
@@ -142,8 +143,10 @@ int kv_write(struct kv_db *db, const struct kv_write_options *wo, const struct k
  *   kv_write_cb     by calling @cb(@arg, status) from an engine thread, which
  *                   must not block for long and must not wait on this db.
  * If the call itself returns an error, no completion will come.
- * Many writes may be in flight per caller; completions of one caller arrive
- * in the order of their LSNs.
+ * Many writes may be in flight per caller; completions of one caller's
+ * writes of one durability mode arrive in the order of their LSNs (a batch
+ * mode write is acknowledged at append, so it may overtake an earlier sync
+ * one).
  */
 typedef void (*kv_done_fn)(void *arg, int status);
 int kv_write_async(struct kv_db *db, const struct kv_write_options *wo, const struct kv_batch *b,

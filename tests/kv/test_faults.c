@@ -29,7 +29,7 @@
 #include "kv_test_util.h"
 #include "wal.h"
 
-#define VMAX 20000u	/* longest value any test writes */
+#define VMAX 20000u /* longest value any test writes */
 
 /* ---- fixture ------------------------------------------------------------ */
 
@@ -39,9 +39,9 @@ struct fx {
 	struct kvt_log log;
 	struct kv_options opt;
 	struct kv_db *db;
-	uint64_t seed;		/* values derive from it */
-	unsigned vmax;		/* longest value written */
-	uint8_t *want, *got;	/* VMAX bytes each */
+	uint64_t seed;	     /* values derive from it */
+	unsigned vmax;	     /* longest value written */
+	uint8_t *want, *got; /* VMAX bytes each */
 };
 
 static int setup(void **state)
@@ -120,6 +120,8 @@ static void fresh_store(struct fx *f)
 	assert_null(f->db);
 	kv_fault_env_settle(f->fe);
 	clear_rules(f);
+	f->log.len = 0;
+	f->log.text[0] = '\0';
 	kvt_rmrf(f->dir);
 	assert_int_equal(mkdir(f->dir, 0700), 0);
 }
@@ -255,7 +257,8 @@ static void test_power_cut_sync(void **state)
 	/* The process dies at a seeded point (every later I/O call fails), then
 	 * the power goes: what was acknowledged before the death survives. */
 	for (int r = 0; r < rounds; r++) {
-		struct kv_fault_rules rule = { .crash_after_ops = 1 + (int64_t)(kvt_rand(&rs) % 60) };
+		struct kv_fault_rules rule = { .crash_after_ops =
+						       1 + (int64_t)(kvt_rand(&rs) % 60) };
 		unsigned written = 0;
 		char what[64];
 		int err = 0;
@@ -272,7 +275,7 @@ static void test_power_cut_sync(void **state)
 				break;
 			acked++;
 		}
-		assert_int_not_equal(err, 0);	/* the crash was reached */
+		assert_int_not_equal(err, 0); /* the crash was reached */
 		db_abandon(f);
 		power_cut(f, 0);
 		db_open(f);
@@ -328,8 +331,9 @@ static void test_power_cut_batch(void **state)
 		usleep(500);
 	}
 	waited = now() - t0;
-	print_message("[ INFO     ] durable_lsn reached appended_lsn %.3f ms after the last write\n",
-		      waited * 1e3);
+	print_message(
+		"[ INFO     ] durable_lsn reached appended_lsn %.3f ms after the last write\n",
+		waited * 1e3);
 	db_abandon(f);
 	power_cut(f, 0);
 	db_open(f);
@@ -383,8 +387,8 @@ static void test_power_cut_torn(void **state)
 		snprintf(what, sizeof(what), "seed %d (torn %llu, %s, %s %lld)", s,
 			 (unsigned long long)torn, wo ? "batch" : "sync",
 			 rule.fail_sync_after ? "fail_sync_after" : "crash_after_ops",
-			 (long long)(rule.fail_sync_after ? rule.fail_sync_after
-							  : rule.crash_after_ops));
+			 (long long)(rule.fail_sync_after ? rule.fail_sync_after :
+							    rule.crash_after_ops));
 		if (err)
 			fail_msg("%s: reopen after a torn power cut = %d (%s); log:\n%s", what, err,
 				 strerror(-err), f->log.text);
@@ -395,6 +399,67 @@ static void test_power_cut_torn(void **state)
 	}
 	print_message("[ INFO     ] %d torn power cuts: %u of %u writes survived\n", seeds,
 		      survived, total);
+}
+
+/* ---- 3b. process crash, reopen, then a power cut ------------------------ */
+
+/*
+ * The process dies between a commit's write and its fdatasync: the record
+ * is in the page cache, not on disk. A reopen (no power cut) replays it and
+ * new writes are acknowledged after it. If the power then goes, the store
+ * must still open and be a prefix that holds every acknowledged write: so
+ * recovery must not build on replayed bytes it has not made durable.
+ */
+static void test_crash_reopen_power_cut(void **state)
+{
+	struct fx *f = *state;
+	uint64_t rs = kvt_seed("crash_reopen_power_cut");
+	struct kv_write_options batch = { .durability = KV_DUR_BATCH };
+	int rounds = 6 * kvt_scale();
+
+	for (int r = 0; r < rounds; r++) {
+		/* 1: the commit's pwrite is done, its fdatasync never happens. */
+		struct kv_fault_rules rule = { .crash_after_ops = 1 + r / 2 };
+		const struct kv_write_options *wo = r % 2 ? &batch : NULL;
+		unsigned acked = 10, written, p0, p;
+		char what[96];
+		int err;
+
+		fresh_store(f);
+		f->seed = kvt_rand(&rs);
+		db_open(f);
+		for (unsigned i = 0; i < acked; i++)
+			assert_int_equal(put_key(f, i, NULL), 0);
+		kv_fault_env_set_rules(f->fe, &rule);
+		for (written = acked; written < acked + 50; written++) {
+			err = put_key(f, written, wo);
+			if (err)
+				break;
+		}
+		if (wo)
+			kv_sync(f->db); /* batch: let the backstop's commit meet the crash */
+		db_abandon(f);
+		clear_rules(f); /* a new process, same page cache */
+		db_open(f);
+		p0 = check_prefix(f, written + 1, acked, "after the process crash");
+		/* Acknowledged writes after whatever was replayed. */
+		for (unsigned i = p0; i < p0 + 5; i++)
+			assert_int_equal(put_key(f, i, NULL), 0);
+		assert_int_equal(db_close(f), 0);
+		power_cut(f, 0);
+		snprintf(what, sizeof(what),
+			 "round %d: crash after %lld ops, %u replayed, then a power cut", r,
+			 (long long)rule.crash_after_ops, p0);
+		f->log.len = 0;
+		f->log.text[0] = '\0';
+		err = kv_open(f->dir, &f->opt, &f->db);
+		if (err)
+			fail_msg("%s: kv_open = %d (%s); log:\n%s", what, err, strerror(-err),
+				 f->log.text);
+		p = check_prefix(f, p0 + 6 > written + 1 ? p0 + 6 : written + 1, p0 + 5, what);
+		assert_int_equal(p, p0 + 5);
+		assert_int_equal(db_close(f), 0);
+	}
 }
 
 /* ---- 4. fsync failure ------------------------------------------------------- */
@@ -409,8 +474,8 @@ static void expect_val(struct fx *f, const char *key, const char *val)
 		return;
 	}
 	if (r != (ssize_t)strlen(val) || memcmp(f->got, val, strlen(val)))
-		fail_msg("%s: kv_get = %zd (\"%.*s\"), want \"%s\"", key, r,
-			 r > 0 ? (int)r : 0, (char *)f->got, val);
+		fail_msg("%s: kv_get = %zd (\"%.*s\"), want \"%s\"", key, r, r > 0 ? (int)r : 0,
+			 (char *)f->got, val);
 }
 
 static void test_fsync_failure(void **state)
@@ -438,7 +503,7 @@ static void test_fsync_failure(void **state)
 	assert_int_not_equal(st.failed, 0);
 
 	/* Failed until reopened: every write is refused, nothing is retried. */
-	clear_rules(f);	/* even with the disk healthy again */
+	clear_rules(f); /* even with the disk healthy again */
 	assert_int_equal(kv_put(f->db, NULL, "y", 1, "1", 1), -EIO);
 	assert_int_equal(kv_delete(f->db, NULL, "k000000", 7), -EIO);
 	assert_int_equal(kv_batch_create(&b), 0);
@@ -450,6 +515,7 @@ static void test_fsync_failure(void **state)
 
 		assert_int_equal(kv_write(f->db, &batch, b), -EIO);
 	}
+	kv_batch_destroy(b);
 	assert_int_equal(kv_sync(f->db), -EIO);
 
 	/* Readers see committed versions only: never the failed write. */
@@ -475,25 +541,65 @@ static void test_fsync_failure(void **state)
 	expect_val(f, "z1", NULL);
 	expect_val(f, "z2", NULL);
 
-	/* The same with a power cut after the failure: acknowledged writes stay. */
-	assert_int_equal(kv_put(f->db, NULL, "x", 1, "v2", 2), 0);
-	kv_fault_env_set_rules(f->fe, &rule);
-	assert_true(kv_put(f->db, NULL, "x", 1, "v3", 2) < 0);
-	assert_int_equal(kv_put(f->db, NULL, "y", 1, "1", 1), -EIO);
-	expect_val(f, "x", "v2");
-	db_abandon(f);
-	power_cut(f, 0);
-	db_open(f);
-	check_prefix(f, n, n, "power cut after fsync failure");
-	expect_val(f, "x", "v2");	/* v3's sync never succeeded: its bytes are gone */
-	expect_val(f, "y", NULL);
-	/* And the store works again. */
+	/* The store takes writes again. */
 	assert_int_equal(kv_put(f->db, NULL, "y", 1, "2", 1), 0);
 	assert_int_equal(db_close(f), 0);
 	db_open(f);
 	expect_val(f, "y", "2");
 	assert_int_equal(db_close(f), 0);
-	kv_batch_destroy(b);
+}
+
+/*
+ * An fsync failure, a reopen (the failed commit's bytes are still in the page
+ * cache, so recovery may replay them), an acknowledged write, a second
+ * failure, then a power cut: the acknowledged write must survive and the
+ * store must open. Also a power cut straight after a failure.
+ */
+static void test_fsync_failure_power_cut(void **state)
+{
+	struct fx *f = *state;
+	struct kv_fault_rules rule = { .fail_sync_after = 1 };
+	unsigned n = 20;
+	ssize_t r;
+
+	f->seed = kvt_seed("fsync_failure_power_cut");
+	db_open(f);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(put_key(f, i, NULL), 0);
+	assert_int_equal(kv_put(f->db, NULL, "x", 1, "v1", 2), 0);
+
+	/* A failure, then at once a power cut: the unsynced commit is gone. */
+	kv_fault_env_set_rules(f->fe, &rule);
+	assert_true(kv_put(f->db, NULL, "x", 1, "v2", 2) < 0);
+	db_abandon(f);
+	power_cut(f, 0);
+	db_open(f);
+	check_prefix(f, n, n, "power cut right after an fsync failure");
+	expect_val(f, "x", "v1");
+
+	/* A failure, a reopen without power cut, an acknowledged write. */
+	kv_fault_env_set_rules(f->fe, &rule);
+	assert_true(kv_put(f->db, NULL, "x", 1, "v3", 2) < 0);
+	db_close(f);
+	clear_rules(f);
+	db_open(f);
+	r = kv_get(f->db, 0, "x", 1, f->got, VMAX);
+	print_message("[ INFO     ] reopened after the failure without a power cut: x = \"%.*s\"\n",
+		      r > 0 ? (int)r : 0, (char *)f->got);
+	assert_int_equal(kv_put(f->db, NULL, "x", 1, "v4", 2), 0);
+
+	/* A second failure, then the power cut. */
+	kv_fault_env_set_rules(f->fe, &rule);
+	assert_true(kv_put(f->db, NULL, "x", 1, "v5", 2) < 0);
+	assert_int_equal(kv_put(f->db, NULL, "y", 1, "1", 1), -EIO);
+	expect_val(f, "x", "v4");
+	db_abandon(f);
+	power_cut(f, 0);
+	db_open(f);
+	check_prefix(f, n, n, "power cut after two fsync failures");
+	expect_val(f, "x", "v4"); /* acknowledged; v5's sync never succeeded */
+	expect_val(f, "y", NULL);
+	assert_int_equal(db_close(f), 0);
 }
 
 /* ---- 5. ENOSPC ---------------------------------------------------------------- */
@@ -540,10 +646,13 @@ static void test_enospc(void **state)
 	f->seed = rs;
 	/* Out of space inside a segment (the WAL write fails). */
 	enospc_round(f, 2000 + kvt_rand(&rs) % 4000, 300, "WAL write");
-	/* Out of space when a new segment is needed (64 KiB segments, a budget
-	 * of about two and a half). */
+	/* Out of space while the next segment is being made: 64 KiB segments,
+	 * a budget of the first segment's records and part of the spare that
+	 * the rotation into the second one asks for. */
 	f->opt.log_buffer_size = 64 << 10;
-	enospc_round(f, (160 << 10) + kvt_rand(&rs) % 8192, 2000, "segment rotation");
+	enospc_round(f, (80 << 10) + kvt_rand(&rs) % 8192, 2000, "spare segment");
+	/* And when the WAL write into a later segment runs out. */
+	enospc_round(f, (160 << 10) + kvt_rand(&rs) % 8192, 2000, "later segment");
 }
 
 /* ---- 6. short writes ------------------------------------------------------- */
@@ -565,7 +674,7 @@ static void test_short_writes(void **state)
 	assert_int_equal(kv_sync(f->db), 0);
 	assert_int_equal(kv_stats(f->db, &st), 0);
 	assert_int_equal(st.failed, 0);
-	assert_true(st.wal_segments >= 2);	/* it rotated too */
+	assert_true(st.wal_segments >= 2); /* it rotated too */
 	check_prefix(f, n, n, "short writes, before close");
 	assert_int_equal(db_close(f), 0);
 	db_open(f);
@@ -581,9 +690,9 @@ static void test_short_writes(void **state)
 /* ---- 7. asynchronous writes and a failure ----------------------------------- */
 
 struct async_run {
-	unsigned first;			/* key of tag 0 */
-	unsigned submitted;		/* accepted by kv_write_async */
-	int status[256];		/* per tag; 1 = no completion yet */
+	unsigned first;	    /* key of tag 0 */
+	unsigned submitted; /* accepted by kv_write_async */
+	int status[256];    /* per tag; 1 = no completion yet */
 };
 
 /* Reap until every submitted write has its completion (10 s at most); each
@@ -648,7 +757,7 @@ static void submit(struct fx *f, struct kv_cq *cq, struct async_run *a, unsigned
 		a->status[i] = 1;
 		err = kv_write_async(f->db, NULL, b, cq, i);
 		if (err) {
-			assert_int_equal(err, -EIO);	/* refused: the store has failed */
+			assert_int_equal(err, -EIO); /* refused: the store has failed */
 			break;
 		}
 		a->submitted++;
@@ -693,8 +802,9 @@ static void test_async_failure(void **state)
 	assert_int_equal(ok, 0);
 	for (unsigned i = 0; i < a->submitted; i++)
 		assert_true(a->status[i] < 0);
-	print_message("[ INFO     ] %u async writes in flight at the fsync failure, all failed (%d)\n",
-		      a->submitted, a->status[0]);
+	print_message(
+		"[ INFO     ] %u async writes in flight at the fsync failure, all failed (%d)\n",
+		a->submitted, a->status[0]);
 	db_abandon(f);
 	power_cut(f, 0);
 	db_open(f);
@@ -736,7 +846,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_power_cut_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_power_cut_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_power_cut_torn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_reopen_power_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsync_failure_power_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_short_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_failure, setup, teardown),

@@ -174,24 +174,37 @@ static void node_unlock(struct kv_mnode *n)
 	atomic_store_explicit(&n->lock, 0, memory_order_release);
 }
 
+/*
+ * Slots hold versions of distinct epochs, newest first (memtable.h). @ref
+ * goes where its offset puts it: replacing the slot of its own epoch if it is
+ * newer than that one, dropped if older (superseded within its epoch), else
+ * inserted, pushing older slots down and the oldest out. A version of an
+ * older epoch can arrive after a newer one (its writer was slow between
+ * reservation and indexing while the next epoch opened); it is never dropped
+ * for that, because its epoch is published first.
+ */
 static void apply_version(struct kv_memtable *mt, struct kv_mnode *n, uint64_t ref)
 {
-	uint64_t cur;
+	uint64_t v[3], off = kv_ref_off(ref);
+	uint32_t epoch = kv_ref_epoch(ref);
+	int i;
 
 	node_lock(n);
-	cur = atomic_load_explicit(&n->ver[0], memory_order_relaxed);
-	if (kv_ref_off(cur) > kv_ref_off(ref)) {
+	for (i = 0; i < 3; i++)
+		v[i] = atomic_load_explicit(&n->ver[i], memory_order_relaxed);
+	for (i = 0; i < 3; i++)
+		if (!v[i] || kv_ref_epoch(v[i]) == epoch || kv_ref_off(v[i]) < off)
+			break;
+	if (i == 3 || (v[i] && kv_ref_epoch(v[i]) == epoch && kv_ref_off(v[i]) > off)) {
 		atomic_fetch_add_explicit(&mt->superseded, 1, memory_order_relaxed);
-	} else if (cur && kv_ref_epoch(cur) == kv_ref_epoch(ref)) {
-		atomic_store_explicit(&n->ver[0], ref, memory_order_release);
+	} else if (v[i] && kv_ref_epoch(v[i]) == epoch) {
+		atomic_store_explicit(&n->ver[i], ref, memory_order_release);
 		atomic_fetch_add_explicit(&mt->replaced, 1, memory_order_relaxed);
 	} else {
-		uint64_t v1 = atomic_load_explicit(&n->ver[1], memory_order_relaxed);
-
 		/* Readers look newest first; store oldest first (memtable.h). */
-		atomic_store_explicit(&n->ver[2], v1, memory_order_release);
-		atomic_store_explicit(&n->ver[1], cur, memory_order_release);
-		atomic_store_explicit(&n->ver[0], ref, memory_order_release);
+		for (int j = 2; j > i; j--)
+			atomic_store_explicit(&n->ver[j], v[j - 1], memory_order_release);
+		atomic_store_explicit(&n->ver[i], ref, memory_order_release);
 	}
 	node_unlock(n);
 }

@@ -18,14 +18,18 @@
  * version:
  *
  *   write of ref v in epoch E (writers serialize on the node's spinlock,
- *   held for a few instructions, never across I/O):
- *     - ver[0] newer than v            -> v is superseded already; drop it;
- *     - ver[0] of epoch E              -> replace it (nobody can read it);
- *     - ver[0] of an older epoch       -> shift: ver[2] = ver[1],
- *                                         ver[1] = ver[0], ver[0] = v.
- *   The version a shift drops is older than the new ver[2], which is
- *   committed: a writer of epoch E runs while E is open or sealed-waiting-for
- *   it, so every epoch before E - 1 is published.
+ *   held for a few instructions, never across I/O): the slots hold versions
+ *   of distinct epochs ordered by offset; v takes its place by offset:
+ *     - a slot of epoch E newer than v  -> v is superseded; drop it;
+ *     - a slot of epoch E older than v  -> replace it (nobody can read it);
+ *     - otherwise                        -> insert v there, pushing older
+ *                                           slots down, the oldest out.
+ *   A version of epoch E may arrive after one of E + 1 (its writer was slow
+ *   between reservation and indexing); it is inserted below it, never
+ *   dropped, since E is published first. What falls out is older than a
+ *   committed slot: while a writer of epoch E has not released, E is open or
+ *   sealed waiting for it, so at most two epochs are unpublished (E - 1 and
+ *   E, or E and E + 1) and the third slot is always published.
  *
  *   read (no lock, never waits): d = durable (acquire); load ver[0], ver[1],
  *   ver[2] in that order (acquire) and take the first whose offset is below d.

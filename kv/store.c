@@ -213,11 +213,13 @@ out:
 
 int kv_mem_new(uint64_t cap, struct kv_mem **out)
 {
-	struct kv_mem *m = calloc(1, sizeof(*m));
+	struct kv_mem *m = NULL;
 	int err;
 
-	if (!m)
+	/* The log buffer's fields sit on their own cache lines (logbuf.h). */
+	if (posix_memalign((void **)&m, _Alignof(struct kv_mem), sizeof(*m)))
 		return -ENOMEM;
+	memset(m, 0, sizeof(*m));
 	err = kv_logbuf_init(&m->lb, cap, KV_SEG_HEADER_SIZE);
 	if (!err) {
 		err = kv_memtable_init(&m->mt, &m->lb);

@@ -26,7 +26,9 @@ struct fixture {
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
+	struct fixture *f = aligned_alloc(_Alignof(struct fixture), sizeof(*f));
+
+	memset(f, 0, sizeof(*f));
 
 	assert_int_equal(kv_logbuf_init(&f->lb, 64 << 20, KV_SEG_HEADER_SIZE), 0);
 	assert_int_equal(kv_memtable_init(&f->mt, &f->lb), 0);

@@ -11,13 +11,16 @@
  *                locked, fsync-per-op) and the    the db failed (-EIO), or the
  *                token is taken                   token is free: -> LEADING
  *   LEADING      it won the token (CAS 0 -> 1)    one commit step done: it
- *                                                 releases the token, bumps
+ *                and gathered (see gather())      releases the token, bumps
  *                                                 commit_seq, wakes all
  *                                                 WAITING, and re-checks
  *   ACKED-EARLY  batch mode / async submit: it    at once; it kicks the
- *                does not wait                    backstop, which leads for it
+ *                does not wait                    backstop, which leads for it;
+ *                                                 a batch writer past
+ *                                                 batch_max_pending bytes not
+ *                                                 yet durable waits first
  *
- * One commit step (kv_commit_step) on db->commit_mem, the oldest memtable not
+ * One commit step (commit_step) on db->commit_mem, the oldest memtable not
  * yet all durable: seal the open epoch (logbuf.c waits for its writers to
  * release), write [durable, end) of the buffer at the same file offset and
  * fdatasync it (env->write_durable: one io_uring write linked to one

@@ -8,7 +8,9 @@
  * release. The caller then, by durability mode:
  *
  *   sync          waits for its commit, leading one if no one is (commit.c);
- *   batch         returns at once and kicks the backstop;
+ *   batch         kicks the backstop and returns, unless more than
+ *                 batch_max_pending bytes are not yet durable: then it
+ *                 waits until the excess is (the durability bound);
  *   fsync-per-op  holds db->fpo_mu across append and commit, so each epoch
  *                 holds exactly one record: one write + fdatasync per op;
  *   locked        holds the write locks of its keys' stripes across append

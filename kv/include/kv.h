@@ -176,7 +176,9 @@ int kv_sync(struct kv_db *db);
 
 /* ---- reads ------------------------------------------------------------ */
 
-#define KV_READ_LATEST 0x1u /* newest appended version, committed or not */
+/* Newest appended version, committed or not (if the store then fails, it
+ * may be one whose commit failed: it is not durable and never will be). */
+#define KV_READ_LATEST 0x1u
 
 /*
  * Look @key up. On success returns the value's length and copies

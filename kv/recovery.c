@@ -10,6 +10,9 @@
  * records later.
  *
  * What is accepted (kv/FORMAT.md, "Recovery"):
+ *   0. A segment file that is all zero never carried a commit (a discarded
+ *      spare whose unlink was lost, an unfinished zero fill): removed,
+ *      wherever it is; the LSN chain of the others still catches a loss.
  *   1. Trailing segments whose header was never written (all zero), or is
  *      bad, and that hold no record of epoch 2 or later, are segments whose
  *      first commit (which carries the header) never completed: they are
@@ -176,14 +179,55 @@ static int replay_rec(void *arg, uint64_t off, const struct kv_rec_header *h, co
 	return 0;
 }
 
+static int all_zero(const uint8_t *p, uint64_t n)
+{
+	/* Word at a time; the buffer is page-aligned (mmap). */
+	const uint64_t *w = (const uint64_t *)p;
+
+	for (uint64_t i = 0; i < n / 8; i++)
+		if (w[i])
+			return 0;
+	for (uint64_t i = n & ~7ull; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * Rule 0: a segment file that is all zero never carried a commit, wherever
+ * it sits: a spare that was prepared and then discarded (its unlink need not
+ * survive a crash), or whose zero fill was cut short. Removed. If it was a
+ * used segment zeroed by a fault, the LSN chain check of its neighbours
+ * (check_header) still reports the loss.
+ */
+static int drop_never_used(struct kv_db *db, struct seg_list *l)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct seg *s = &l->v[i];
+
+		if (s->short_zero ||
+		    (s->herr == -ENODATA && all_zero(s->m->lb.base, s->m->lb.cap))) {
+			kv_log(db, KV_LOG_INFO, "%s: removing a segment that was never used",
+			       s->path);
+			db->env->ops->unlink(db->env, s->path);
+			kv_mem_free(s->m);
+			free(s->path);
+			continue;
+		}
+		l->v[out++] = *s;
+	}
+	l->n = out;
+	return 0;
+}
+
 /* Rule 1: drop trailing segments whose first commit never completed. */
 static int drop_unborn(struct kv_db *db, struct seg_list *l)
 {
 	while (l->n) {
 		struct seg *s = &l->v[l->n - 1];
 
-		if (s->short_zero)
-			goto remove;
 		if (!s->herr)
 			return 0;
 		if (s->herr == -EPROTONOSUPPORT) {
@@ -200,7 +244,6 @@ static int drop_unborn(struct kv_db *db, struct seg_list *l)
 			       s->path, s->herr == -ENODATA ? "missing" : "corrupt");
 			return s->herr == -ENODATA ? -EUCLEAN : s->herr;
 		}
-remove:
 		kv_log(db, KV_LOG_INFO, "%s: removing a segment that never got a commit", s->path);
 		db->env->ops->unlink(db->env, s->path);
 		kv_mem_free(s->m);
@@ -212,11 +255,6 @@ remove:
 
 static int check_header(struct kv_db *db, struct seg *s, struct seg *next, int first)
 {
-	if (s->short_zero) {
-		kv_log(db, KV_LOG_ERROR, "%s: an empty, unfinished segment followed by others",
-		       s->path);
-		return -EUCLEAN;
-	}
 	if (s->herr) {
 		kv_log(db, KV_LOG_ERROR, "%s: bad segment header at offset 0 (%s)", s->path,
 		       strerror(-s->herr));
@@ -236,8 +274,7 @@ static int check_header(struct kv_db *db, struct seg *s, struct seg *next, int f
 		       s->path, (unsigned long long)s->h.base_lsn);
 		return -EUCLEAN;
 	}
-	if (next && !next->short_zero && !next->herr &&
-	    next->h.base_lsn != s->h.base_lsn + next->h.prev_end) {
+	if (next && !next->herr && next->h.base_lsn != s->h.base_lsn + next->h.prev_end) {
 		kv_log(db, KV_LOG_ERROR,
 		       "%s: base LSN %llu does not continue %s (base %llu + end %llu)", next->path,
 		       (unsigned long long)next->h.base_lsn, s->path,
@@ -250,7 +287,7 @@ static int check_header(struct kv_db *db, struct seg *s, struct seg *next, int f
 static int replay_seg(struct kv_db *db, struct seg *s, struct seg *next, int first, uint64_t *end)
 {
 	struct kv_logbuf *lb = &s->m->lb;
-	uint64_t limit = next && !next->short_zero ? next->h.prev_end : 0, bad = 0;
+	uint64_t limit = next ? next->h.prev_end : 0, bad = 0;
 	int err;
 
 	err = check_header(db, s, next, first);
@@ -308,6 +345,8 @@ int kv_recover(struct kv_db *db, uint64_t *next_seg_id, uint64_t *base_lsn, uint
 	*next_seg_id = l.n ? l.v[l.n - 1].id + 1 : 1;
 	for (size_t i = 0; i < l.n && !err; i++)
 		err = load(db, &l.v[i]);
+	if (!err)
+		err = drop_never_used(db, &l);
 	if (!err)
 		err = drop_unborn(db, &l);
 	for (size_t i = 0; i < l.n && !err; i++)

@@ -21,6 +21,7 @@
  * each operation, kept in a per-thread log-bucketed histogram (128 linear
  * sub-buckets per power of two, so a percentile is within 0.4% of the true
  * value) and merged at the end; no allocation or lock on the measured path.
+ * The histogram, the tables and the JSON file are in kvbench_report.c.
  *
  * Every store is a fresh directory under --dir named kvbench-PID-WHAT, removed
  * at the end of its run unless --keep.
@@ -43,29 +44,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kv.h"
+#include "kvbench.h"
 
-#define MAX_LIST 16 /* thread counts or modes in one list */
 #define MAX_THREADS 256
 #define DISK_BLOCK 4096u
 #define DISK_MAX_BLOCKS 16384u /* the disk test's file is at most 64 MiB */
 #define HOT_KEY "hot"
 
-/* ---- latency histogram --------------------------------------------------- */
-
-#define HIST_SUB 128u		      /* linear sub-buckets per power of 2 */
-#define HIST_BUCKETS (HIST_SUB * 58u) /* covers every uint64_t */
-
-struct hist {
-	uint64_t count;
-	uint64_t sum; /* ns */
-	uint64_t max; /* ns */
-	uint64_t b[HIST_BUCKETS];
-};
+/* ---- latency histogram: recording (the rest is in kvbench_report.c) ------- */
 
 /*
  * Values below 256 get a bucket each; above, the bucket is the value's top
@@ -88,46 +78,6 @@ static void hist_add(struct hist *h, uint64_t v)
 	h->sum += v;
 	if (v > h->max)
 		h->max = v;
-}
-
-static void hist_merge(struct hist *to, const struct hist *from)
-{
-	for (unsigned i = 0; i < HIST_BUCKETS; i++)
-		to->b[i] += from->b[i];
-	to->count += from->count;
-	to->sum += from->sum;
-	if (from->max > to->max)
-		to->max = from->max;
-}
-
-/* The @p quantile (0 < p <= 1) in ns: the middle of its bucket. */
-static double hist_pct(const struct hist *h, double p)
-{
-	uint64_t rank, seen = 0;
-	unsigned i;
-
-	if (!h->count)
-		return 0;
-	rank = (uint64_t)(p * (double)h->count + 0.999999);
-	if (rank < 1)
-		rank = 1;
-	for (i = 0; i < HIST_BUCKETS; i++) {
-		seen += h->b[i];
-		if (seen >= rank)
-			break;
-	}
-	if (i < 2 * HIST_SUB)
-		return i;
-	unsigned shift = i / HIST_SUB - 1;
-	double low = (double)((uint64_t)(i - HIST_SUB * shift) << shift);
-	double mid = low + (double)((uint64_t)1 << shift) / 2;
-
-	return mid > (double)h->max ? (double)h->max : mid;
-}
-
-static double hist_mean(const struct hist *h)
-{
-	return h->count ? (double)h->sum / (double)h->count : 0;
 }
 
 /* ---- time, randomness, small helpers ------------------------------------- */
@@ -160,7 +110,7 @@ static uint64_t rng_next(uint64_t *s)
 	return *s * 0x2545f4914f6cdd1dull;
 }
 
-static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...)
+void die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -181,34 +131,7 @@ static void *xcalloc(size_t n, size_t size)
 	return p;
 }
 
-static double ns_to_us(double ns)
-{
-	return ns / 1000.0;
-}
-
 /* ---- configuration --------------------------------------------------------- */
-
-enum cmd { CMD_DISK = 1, CMD_COMMIT = 2, CMD_HOTREAD = 4, CMD_ALL = 8 };
-
-struct bench_cfg {
-	enum cmd cmd;
-	const char *dir;
-	const char *json;
-	bool keep;
-	uint64_t disk_ops;
-	unsigned threads[MAX_LIST];
-	unsigned nthreads;
-	enum kv_durability commit_modes[MAX_LIST];
-	unsigned ncommit_modes;
-	enum kv_durability hot_modes[MAX_LIST];
-	unsigned nhot_modes;
-	double commit_seconds;
-	double hot_seconds;
-	size_t value_size;
-	uint64_t keys;
-	unsigned writers;
-	size_t log_buffer_size; /* 0: the engine's default */
-};
 
 static void cfg_defaults(struct bench_cfg *c)
 {
@@ -233,46 +156,6 @@ static void cfg_defaults(struct bench_cfg *c)
 	c->keys = 100000;
 	c->writers = 8;
 }
-
-/* ---- results ----------------------------------------------------------------- */
-
-struct disk_result {
-	bool done;
-	uint64_t ops;
-	uint64_t file_bytes;
-	double seconds;
-	struct hist *lat;
-};
-
-struct commit_result {
-	enum kv_durability mode;
-	unsigned threads;
-	int err; /* first error of a put, kv_sync or kv_stats */
-	uint64_t ops;
-	double seconds;	     /* until the last put returned (and kv_sync) */
-	double sync_seconds; /* the final kv_sync (batch mode) */
-	bool have_stats;
-	struct kv_stats st;
-	struct hist *lat;
-};
-
-struct hot_result {
-	enum kv_durability mode;
-	unsigned writers;
-	int err;
-	uint64_t reads;
-	uint64_t writes;
-	double seconds;
-	struct hist *lat;
-};
-
-struct results {
-	struct disk_result disk;
-	struct commit_result *commit;
-	unsigned ncommit;
-	struct hot_result *hot;
-	unsigned nhot;
-};
 
 /* ---- stores ------------------------------------------------------------------ */
 
@@ -388,19 +271,6 @@ static void disk_run(const struct bench_cfg *c, struct disk_result *r)
 	free(block);
 	if (!c->keep && unlink(path))
 		fprintf(stderr, "kvbench: unlink %s: %s\n", path, strerror(errno));
-}
-
-static void disk_print(const struct bench_cfg *c, const struct disk_result *r)
-{
-	printf("\n== disk: 4 KiB pwrite + fdatasync in place, %" PRIu64
-	       "-byte preallocated file in %s\n",
-	       r->file_bytes, c->dir);
-	printf("%10s %10s %10s %10s %10s %12s\n", "ops", "p50 us", "p99 us", "mean us", "max us",
-	       "syncs/s");
-	printf("%10" PRIu64 " %10.1f %10.1f %10.1f %10.1f %12.0f\n", r->ops,
-	       ns_to_us(hist_pct(r->lat, 0.50)), ns_to_us(hist_pct(r->lat, 0.99)),
-	       ns_to_us(hist_mean(r->lat)), ns_to_us((double)r->lat->max),
-	       r->seconds > 0 ? (double)r->ops / r->seconds : 0);
 }
 
 /* ---- worker threads ------------------------------------------------------------ */
@@ -558,40 +428,6 @@ static void commit_run(const struct bench_cfg *c, enum kv_durability mode, unsig
 	free(w);
 }
 
-static void commit_print_head(const struct bench_cfg *c)
-{
-	printf("\n== commit: kv_put of %zu-byte values, random keys of %" PRIu64
-	       ", %.1f s per run, stores kvbench-%ld-commit-* in %s\n",
-	       c->value_size, c->keys, c->commit_seconds, (long)getpid(), c->dir);
-	printf("%-13s %4s %12s %10s %10s %9s %10s %8s\n", "mode", "thr", "durable/s", "p50 us",
-	       "p99 us", "commits", "ops/commit", "live %");
-}
-
-static void commit_print(const struct commit_result *r)
-{
-	char commits[32] = "-", group[32] = "-", live[32] = "-";
-	const struct kv_stats *st = &r->st;
-
-	if (r->have_stats) {
-		snprintf(commits, sizeof(commits), "%" PRIu64, st->commits);
-		if (st->commits)
-			snprintf(group, sizeof(group), "%.1f",
-				 (double)st->records / (double)st->commits);
-		if (st->log_buffer_bytes)
-			snprintf(live, sizeof(live), "%.1f",
-				 100.0 * (double)st->log_buffer_live_bytes /
-					 (double)st->log_buffer_bytes);
-	}
-	printf("%-13s %4u %12.0f %10.1f %10.1f %9s %10s %8s", kv_durability_name(r->mode),
-	       r->threads, r->seconds > 0 ? (double)r->ops / r->seconds : 0,
-	       ns_to_us(hist_pct(r->lat, 0.50)), ns_to_us(hist_pct(r->lat, 0.99)), commits, group,
-	       live);
-	if (r->err)
-		printf("  error: %s", strerror(-r->err));
-	putchar('\n');
-	fflush(stdout);
-}
-
 static void commit_all(const struct bench_cfg *c, struct results *res)
 {
 	res->commit = xcalloc((size_t)c->ncommit_modes * c->nthreads, sizeof(*res->commit));
@@ -636,33 +472,6 @@ static void hot_phase(struct run *r, enum kv_durability mode, unsigned writers,
 	free(w);
 }
 
-/* Fewer reads than this in a phase: the reader was starved, say so. */
-#define HOT_MIN_READS 1000u
-
-static void hot_print(const struct hot_result *r)
-{
-	printf("%-13s %7u %10" PRIu64 " %12.0f %10.2f %10.2f %10.2f %10.0f",
-	       kv_durability_name(r->mode), r->writers, r->reads,
-	       r->seconds > 0 ? (double)r->reads / r->seconds : 0, ns_to_us(hist_pct(r->lat, 0.50)),
-	       ns_to_us(hist_pct(r->lat, 0.99)), ns_to_us(hist_pct(r->lat, 0.999)),
-	       r->seconds > 0 ? (double)r->writes / r->seconds : 0);
-	if (r->err)
-		printf("  error: %s", strerror(-r->err));
-	putchar('\n');
-	/* A read still blocked when the phase ends is timed when it returns. */
-	if (r->lat->count < HOT_MIN_READS)
-		printf("%-13s only %" PRIu64
-		       " read(s) completed in %.1f s: the reader was starved, its "
-		       "percentiles are a lower bound\n",
-		       "", r->lat->count, r->seconds);
-	fflush(stdout);
-}
-
-static double ratio(double num, double den)
-{
-	return den > 0 ? num / den : 0;
-}
-
 /* Baseline without writers, then under load, on the same store and key. */
 static void hot_run(const struct bench_cfg *c, enum kv_durability mode, struct hot_result *res)
 {
@@ -701,227 +510,6 @@ static void hot_all(const struct bench_cfg *c, struct results *res)
 		hot_run(c, c->hot_modes[m], &res->hot[res->nhot]);
 		res->nhot += 2;
 	}
-}
-
-/* ---- the ratios the project reports --------------------------------------------- */
-
-static const struct commit_result *find_commit(const struct results *res, enum kv_durability m,
-					       unsigned threads)
-{
-	for (unsigned i = 0; i < res->ncommit; i++)
-		if (res->commit[i].mode == m && res->commit[i].threads == threads)
-			return &res->commit[i];
-	return NULL;
-}
-
-static const struct hot_result *find_hot(const struct results *res, enum kv_durability m,
-					 bool loaded)
-{
-	for (unsigned i = 0; i < res->nhot; i++)
-		if (res->hot[i].mode == m && (res->hot[i].writers > 0) == loaded)
-			return &res->hot[i];
-	return NULL;
-}
-
-static double commit_wps(const struct commit_result *r)
-{
-	return r && r->seconds > 0 ? (double)r->ops / r->seconds : 0;
-}
-
-static double hot_p99(const struct hot_result *r)
-{
-	return r ? hist_pct(r->lat, 0.99) : 0;
-}
-
-struct ratios {
-	double group_vs_fsync; /* sync / fsync-per-op durable writes/s, 8 threads */
-	double locked_vs_mvcc; /* locked / sync read p99 under writers */
-	double mvcc_loaded;    /* sync read p99 with writers / without */
-};
-
-static void ratios_compute(const struct results *res, struct ratios *q)
-{
-	q->group_vs_fsync = ratio(commit_wps(find_commit(res, KV_DUR_SYNC, 8)),
-				  commit_wps(find_commit(res, KV_DUR_FSYNC_PER_OP, 8)));
-	q->locked_vs_mvcc = ratio(hot_p99(find_hot(res, KV_DUR_LOCKED, true)),
-				  hot_p99(find_hot(res, KV_DUR_SYNC, true)));
-	q->mvcc_loaded = ratio(hot_p99(find_hot(res, KV_DUR_SYNC, true)),
-			       hot_p99(find_hot(res, KV_DUR_SYNC, false)));
-}
-
-static void print_ratio(const char *what, double v)
-{
-	if (v > 0)
-		printf("  %-62s %8.2fx\n", what, v);
-	else
-		printf("  %-62s %9s\n", what, "n/a");
-}
-
-static void ratios_print(const struct bench_cfg *c, const struct ratios *q)
-{
-	char buf[128];
-
-	printf("\n== ratios\n");
-	print_ratio("durable writes/s, group commit (sync) / fsync-per-op, 8 threads",
-		    q->group_vs_fsync);
-	snprintf(buf, sizeof(buf), "read p99 under %u writers, locked / MVCC (sync)", c->writers);
-	print_ratio(buf, q->locked_vs_mvcc);
-	snprintf(buf, sizeof(buf), "MVCC (sync) read p99, %u writers / no writer", c->writers);
-	print_ratio(buf, q->mvcc_loaded);
-}
-
-/* ---- JSON ------------------------------------------------------------------------ */
-
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
-static void json_hist(FILE *f, const struct hist *h)
-{
-	fprintf(f,
-		"{\"count\": %" PRIu64 ", \"mean_us\": %.3f, \"p50_us\": %.3f, "
-		"\"p99_us\": %.3f, \"p999_us\": %.3f, \"max_us\": %.3f}",
-		h->count, ns_to_us(hist_mean(h)), ns_to_us(hist_pct(h, 0.50)),
-		ns_to_us(hist_pct(h, 0.99)), ns_to_us(hist_pct(h, 0.999)),
-		ns_to_us((double)h->max));
-}
-
-static void json_modes(FILE *f, const enum kv_durability *m, unsigned n)
-{
-	fputc('[', f);
-	for (unsigned i = 0; i < n; i++) {
-		fputs(i ? ", " : "", f);
-		json_str(f, kv_durability_name(m[i]));
-	}
-	fputc(']', f);
-}
-
-static void json_params(FILE *f, const struct bench_cfg *c)
-{
-	static const char *const names[] = {
-		"", "disk", "commit", "", "hotread", "", "", "", "all"
-	};
-	struct kv_options def;
-	struct utsname u;
-	char host[256] = "";
-
-	kv_options_init(&def);
-	uname(&u);
-	gethostname(host, sizeof(host) - 1);
-	fprintf(f, "  \"command\": \"%s\",\n  \"host\": ", names[c->cmd]);
-	json_str(f, host);
-	fprintf(f, ",\n  \"kernel\": ");
-	json_str(f, u.release);
-	fprintf(f, ",\n  \"cpus\": %ld,\n  \"params\": {\"dir\": ", sysconf(_SC_NPROCESSORS_ONLN));
-	json_str(f, c->dir);
-	fprintf(f, ", \"keep\": %s, \"disk_ops\": %" PRIu64 ", \"threads\": [",
-		c->keep ? "true" : "false", c->disk_ops);
-	for (unsigned i = 0; i < c->nthreads; i++)
-		fprintf(f, "%s%u", i ? ", " : "", c->threads[i]);
-	fputs("], \"commit_modes\": ", f);
-	json_modes(f, c->commit_modes, c->ncommit_modes);
-	fputs(", \"hot_modes\": ", f);
-	json_modes(f, c->hot_modes, c->nhot_modes);
-	fprintf(f,
-		", \"commit_seconds\": %.3f, \"hot_seconds\": %.3f, \"value_size\": %zu, "
-		"\"keys\": %" PRIu64 ", \"writers\": %u, \"log_buffer_size\": %zu},\n",
-		c->commit_seconds, c->hot_seconds, c->value_size, c->keys, c->writers,
-		c->log_buffer_size ? c->log_buffer_size : def.log_buffer_size);
-}
-
-static void json_commit(FILE *f, const struct commit_result *r)
-{
-	fprintf(f,
-		"    {\"mode\": \"%s\", \"threads\": %u, \"error\": %d, \"ops\": %" PRIu64
-		", \"seconds\": %.6f, \"final_sync_seconds\": %.6f, "
-		"\"durable_writes_per_s\": %.1f, \"put_latency\": ",
-		kv_durability_name(r->mode), r->threads, r->err, r->ops, r->seconds,
-		r->sync_seconds, commit_wps(r));
-	json_hist(f, r->lat);
-	if (r->have_stats)
-		fprintf(f,
-			", \"stats\": {\"records\": %" PRIu64 ", \"commits\": %" PRIu64
-			", \"commit_bytes\": %" PRIu64 ", \"versions_replaced\": %" PRIu64
-			", \"log_buffer_bytes\": %" PRIu64 ", \"log_buffer_live_bytes\": %" PRIu64
-			", \"memtables\": %" PRIu64 ", \"wal_segments\": %" PRIu64 "}",
-			r->st.records, r->st.commits, r->st.commit_bytes, r->st.versions_replaced,
-			r->st.log_buffer_bytes, r->st.log_buffer_live_bytes, r->st.memtables,
-			r->st.wal_segments);
-	fputc('}', f);
-}
-
-static void json_hot(FILE *f, const struct hot_result *r)
-{
-	fprintf(f,
-		"    {\"mode\": \"%s\", \"writers\": %u, \"error\": %d, \"seconds\": %.6f, "
-		"\"reads\": %" PRIu64 ", \"writes\": %" PRIu64 ", \"read_latency\": ",
-		kv_durability_name(r->mode), r->writers, r->err, r->seconds, r->reads, r->writes);
-	json_hist(f, r->lat);
-	fputc('}', f);
-}
-
-static void json_results(FILE *f, const struct results *res, const struct ratios *q)
-{
-	if (res->disk.done) {
-		fprintf(f,
-			"  \"disk\": {\"ops\": %" PRIu64 ", \"file_bytes\": %" PRIu64
-			", \"seconds\": %.6f, \"latency\": ",
-			res->disk.ops, res->disk.file_bytes, res->disk.seconds);
-		json_hist(f, res->disk.lat);
-		fputs("},\n", f);
-	}
-	fputs("  \"commit\": [\n", f);
-	for (unsigned i = 0; i < res->ncommit; i++) {
-		json_commit(f, &res->commit[i]);
-		fputs(i + 1 < res->ncommit ? ",\n" : "\n", f);
-	}
-	fputs("  ],\n  \"hotread\": [\n", f);
-	for (unsigned i = 0; i < res->nhot; i++) {
-		json_hot(f, &res->hot[i]);
-		fputs(i + 1 < res->nhot ? ",\n" : "\n", f);
-	}
-	fprintf(f,
-		"  ],\n  \"ratios\": {\"group_commit_vs_fsync_per_op_8_threads\": %.4f, "
-		"\"locked_vs_mvcc_read_p99\": %.4f, \"mvcc_read_p99_loaded_vs_idle\": %.4f}\n",
-		q->group_vs_fsync, q->locked_vs_mvcc, q->mvcc_loaded);
-}
-
-static void json_write(const struct bench_cfg *c, const struct results *res, const struct ratios *q)
-{
-	FILE *f = fopen(c->json, "w");
-
-	if (!f)
-		die("open %s: %s", c->json, strerror(errno));
-	fprintf(f, "{\n  \"tool\": \"kvbench\",\n  \"format\": 1,\n");
-	json_params(f, c);
-	json_results(f, res, q);
-	fputs("}\n", f);
-	if (fclose(f))
-		die("write %s: %s", c->json, strerror(errno));
-	printf("\nresults written to %s\n", c->json);
-}
-
-static void results_free(struct results *res)
-{
-	for (unsigned i = 0; i < res->ncommit; i++)
-		free(res->commit[i].lat);
-	for (unsigned i = 0; i < res->nhot; i++)
-		free(res->hot[i].lat);
-	free(res->commit);
-	free(res->hot);
-	free(res->disk.lat);
 }
 
 /* ---- command line ------------------------------------------------------------------ */

@@ -2,7 +2,8 @@
 /*
  * test_concurrency.c - many threads on one real store: what readers may and
  * may not see while writers race on a few hot keys, batch atomicity for
- * readers, many async writes in flight per caller, rotation under load.
+ * readers, rotation under load. Many async writes in flight per caller are
+ * in test_async.c.
  *
  * The read checks, with a logical clock (one atomic counter) stamped by every
  * writer just before it calls the engine (start) and just after the call
@@ -27,7 +28,8 @@
  * if V's end stamp is not yet published the read is not judged (rare).
  *
  * Worker threads never call cmocka (its asserts longjmp): they record
- * failures (bad_*) that the main thread asserts on after joining them.
+ * failures (failf, conc_util.h) that the main thread asserts on after
+ * joining them.
  *
  * Sizes: counts are modest so that each test takes a few seconds in the
  * Debug (ASan) build; under ThreadSanitizer (detected at compile time) they
@@ -51,85 +53,9 @@
 
 #include <cmocka.h>
 
-#include "kv.h"
-#include "kv_test_util.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
-/* Scale an iteration count: smaller under TSan, larger with KV_TEST_LONG. */
-static int scaled(int n)
-{
-	if (UNDER_TSAN)
-		n /= 2;
-	return n * kvt_scale();
-}
-
-/* ---- failures recorded by worker threads ---- */
-
-static _Atomic int bad_count;
-static pthread_mutex_t bad_mu = PTHREAD_MUTEX_INITIALIZER;
-static char bad_first[512]; /* [bad_mu] */
-
-static void failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void failf(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	n = atomic_fetch_add(&bad_count, 1);
-	if (n < 10)
-		fprintf(stderr, "FAILURE: %s\n", msg);
-	if (n == 0) {
-		pthread_mutex_lock(&bad_mu);
-		snprintf(bad_first, sizeof(bad_first), "%s", msg);
-		pthread_mutex_unlock(&bad_mu);
-	}
-}
-
-static void bad_reset(void)
-{
-	atomic_store(&bad_count, 0);
-	pthread_mutex_lock(&bad_mu);
-	bad_first[0] = '\0';
-	pthread_mutex_unlock(&bad_mu);
-}
-
-/* Main thread, after joining the workers. */
-static void assert_no_failures(void)
-{
-	int n = atomic_load(&bad_count);
-	char first[sizeof(bad_first)];
-
-	pthread_mutex_lock(&bad_mu);
-	memcpy(first, bad_first, sizeof(first));
-	pthread_mutex_unlock(&bad_mu);
-	if (n)
-		fail_msg("%d failure(s) in worker threads; the first: %s", n, first);
-}
+#include "conc_util.h"
 
 /* ---- small helpers ---- */
-
-/* Worker threads: a call that cannot fail unless the test itself is broken. */
-static void must(int err, const char *what)
-{
-	if (err) {
-		fprintf(stderr, "%s failed: %d\n", what, err);
-		abort();
-	}
-}
 
 static void atomic_max_u64(_Atomic uint64_t *p, uint64_t v)
 {
@@ -139,22 +65,9 @@ static void atomic_max_u64(_Atomic uint64_t *p, uint64_t v)
 		;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
 static void put_u64(uint8_t *p, uint64_t v)
 {
 	memcpy(p, &v, 8);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
 }
 
 static uint64_t get_u64(const uint8_t *p)
@@ -163,48 +76,6 @@ static uint64_t get_u64(const uint8_t *p)
 
 	memcpy(&v, p, 8);
 	return v;
-}
-
-#define KEY_BUF 48
-
-/* Deterministic filler, so that a value's payload follows from its header. */
-static void fill(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t s = seed | 1;
-
-	for (size_t i = 0; i < n; i += 8) {
-		uint64_t r = kvt_rand(&s);
-
-		memcpy(p + i, &r, n - i < 8 ? n - i : 8);
-	}
-}
-
-static void sleep_us(long us)
-{
-	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
-
-	nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Wait until *ctr reaches @want, at most @secs seconds; 0 or -ETIMEDOUT. */
-static int wait_count(_Atomic uint64_t *ctr, uint64_t want, double secs)
-{
-	double end = now_s() + secs;
-
-	while (atomic_load(ctr) < want) {
-		if (now_s() > end)
-			return -ETIMEDOUT;
-		sleep_us(200);
-	}
-	return 0;
 }
 
 /*
@@ -269,73 +140,6 @@ static const char *val_decode(const uint8_t *p, size_t n, struct vinfo *v)
 static void vinfo_init(struct vinfo *v)
 {
 	memset(v, 0, sizeof(*v));
-}
-
-/* ---- the store fixture ---- */
-
-struct fx {
-	char *dir;
-	struct kvt_log log;
-	struct kv_options opt;
-	struct kv_db *db;
-	struct kv_fault_env *fault; /* if the test uses one */
-	void (*cleanup)(void *);    /* frees a test's state, even if it fails */
-	void *cleanup_arg;
-};
-
-static int setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	bad_reset();
-	f->dir = kvt_mkdtemp("conc");
-	kvt_options(&f->opt, NULL, &f->log);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	if (f->db)
-		kv_close(f->db);
-	if (f->fault)
-		kv_fault_env_destroy(f->fault);
-	if (f->cleanup)
-		f->cleanup(f->cleanup_arg);
-	kvt_rmrf(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
-
-static void fx_open(struct fx *f)
-{
-	int err = kv_open(f->dir, &f->opt, &f->db);
-
-	if (err)
-		fail_msg("kv_open(%s) returned %d (%s); the engine said:\n%s", f->dir, err,
-			 strerror(-err), f->log.text);
-}
-
-static void fx_reopen(struct fx *f)
-{
-	assert_int_equal(kv_close(f->db), 0);
-	f->db = NULL;
-	fx_open(f);
-}
-
-static void run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size)
-{
-	pthread_t *t = calloc((size_t)n, sizeof(*t));
-
-	assert_non_null(t);
-	for (int i = 0; i < n; i++)
-		assert_int_equal(pthread_create(&t[i], NULL, fn, (char *)args + i * arg_size), 0);
-	for (int i = 0; i < n; i++)
-		pthread_join(t[i], NULL);
-	free(t);
 }
 
 /* ======================================================================
@@ -1041,252 +845,6 @@ static void test_batch_atomic_for_readers(void **state)
 }
 
 /* ======================================================================
- * 4. many async writes in flight per caller
- * ====================================================================== */
-
-#define ASYNC_KEYS 97
-
-struct async_ctx {
-	struct kv_db *db;
-	int id, n;
-	uint64_t seed;
-	uint32_t *last_tag; /* [ASYNC_KEYS] last tag written per key */
-	uint64_t reaped, order_bad, status_bad, stale;
-};
-
-static void async_key(char *buf, int caller, int k)
-{
-	snprintf(buf, KEY_BUF, "async%d/%03d", caller, k);
-}
-
-/* Value: u32 caller, u32 tag, filler, to 40..400 bytes. */
-static size_t async_value(uint8_t *buf, int caller, uint32_t tag)
-{
-	size_t len = 40 + (tag * 7919u) % 360;
-
-	put_u32(buf, (uint32_t)caller);
-	put_u32(buf + 4, tag);
-	fill(buf + 8, len - 8, (uint64_t)caller << 32 | tag);
-	return len;
-}
-
-static int async_value_ok(const uint8_t *buf, ssize_t n, int caller, uint32_t *tag)
-{
-	uint8_t want[400];
-
-	if (n < 8 || n > (ssize_t)sizeof(want))
-		return 0;
-	*tag = get_u32(buf + 4);
-	return get_u32(buf) == (uint32_t)caller && async_value(want, caller, *tag) == (size_t)n &&
-	       !memcmp(want, buf, (size_t)n);
-}
-
-/* A completion: in tag order, status 0, and its write is visible (sync). */
-static void async_reaped(struct async_ctx *c, const struct kv_completion *e)
-{
-	uint8_t buf[400];
-	char key[KEY_BUF];
-	uint32_t tag;
-	ssize_t n;
-
-	if (e->tag != c->reaped)
-		c->order_bad++;
-	if (e->status)
-		c->status_bad++;
-	c->reaped++;
-	async_key(key, c->id, (int)(e->tag % ASYNC_KEYS));
-	n = kv_get(c->db, 0, key, strlen(key), buf, sizeof(buf));
-	if (!async_value_ok(buf, n, c->id, &tag) || tag < e->tag)
-		c->stale++;
-}
-
-static void *async_submitter(void *arg)
-{
-	struct async_ctx *c = arg;
-	struct kv_completion ev[64];
-	struct kv_batch *b;
-	struct kv_cq *cq;
-	uint8_t buf[400];
-	char key[KEY_BUF];
-
-	if (kv_batch_create(&b) || kv_cq_create(&cq))
-		abort();
-	for (uint32_t tag = 0; tag < (uint32_t)c->n; tag++) {
-		size_t len = async_value(buf, c->id, tag);
-		int k = (int)(tag % ASYNC_KEYS), got, err;
-
-		async_key(key, c->id, k);
-		kv_batch_clear(b);
-		must(kv_batch_put(b, key, strlen(key), buf, len), "kv_batch_put");
-		err = kv_write_async(c->db, NULL, b, cq, tag);
-		if (err) {
-			failf("caller %d: kv_write_async of tag %u returned %d", c->id, tag, err);
-			c->n = (int)tag; /* no completion will come for it */
-			break;
-		}
-		c->last_tag[k] = tag;
-		/* Reap as we go; keep at most 2048 in flight. */
-		got = kv_cq_reap(cq, ev, 64, tag + 1 - c->reaped > 2048 ? 1 : 0);
-		for (int i = 0; i < got; i++)
-			async_reaped(c, &ev[i]);
-	}
-	while (c->reaped < (uint64_t)c->n) {
-		int got = kv_cq_reap(cq, ev, 64, 1);
-
-		for (int i = 0; i < got; i++)
-			async_reaped(c, &ev[i]);
-	}
-	/* Exactly once: nothing more may come. */
-	sleep_us(20000);
-	if (kv_cq_reap(cq, ev, 64, 0))
-		failf("caller %d: a completion came twice (or for no write)", c->id);
-	kv_cq_destroy(cq);
-	kv_batch_destroy(b);
-	return NULL;
-}
-
-static void async_check_last(struct kv_db *db, struct async_ctx *c)
-{
-	for (int k = 0; k < ASYNC_KEYS && k < c->n; k++) {
-		uint8_t buf[400];
-		char key[KEY_BUF];
-		uint32_t tag;
-		ssize_t n;
-
-		async_key(key, c->id, k);
-		n = kv_get(db, 0, key, strlen(key), buf, sizeof(buf));
-		assert_true(async_value_ok(buf, n, c->id, &tag));
-		assert_int_equal(tag, c->last_tag[k]);
-	}
-}
-
-static void test_async_in_flight(void **state)
-{
-	struct fx *f = *state;
-	struct async_ctx c[2];
-	uint32_t last[2][ASYNC_KEYS];
-
-	fx_open(f);
-	for (int i = 0; i < 2; i++)
-		c[i] = (struct async_ctx){ .db = f->db,
-					   .id = i,
-					   .n = scaled(10000),
-					   .last_tag = last[i] };
-	run_threads(2, async_submitter, c, sizeof(c[0]));
-	assert_no_failures();
-	for (int i = 0; i < 2; i++) {
-		assert_int_equal(c[i].reaped, (uint64_t)c[i].n);
-		assert_int_equal(c[i].order_bad, 0);
-		assert_int_equal(c[i].status_bad, 0);
-		assert_int_equal(c[i].stale, 0);
-		async_check_last(f->db, &c[i]);
-	}
-	fx_reopen(f);
-	for (int i = 0; i < 2; i++)
-		async_check_last(f->db, &c[i]);
-}
-
-/* Callbacks: each exactly once, status 0, in the order of submission. */
-static struct {
-	_Atomic uint64_t calls, order_bad, status_bad;
-} cbs;
-
-static void counting_cb(void *arg, int status)
-{
-	uint64_t tag = (uint64_t)(uintptr_t)arg;
-
-	if (atomic_fetch_add(&cbs.calls, 1) != tag)
-		atomic_fetch_add(&cbs.order_bad, 1);
-	if (status)
-		atomic_fetch_add(&cbs.status_bad, 1);
-}
-
-static void test_async_callbacks(void **state)
-{
-	struct fx *f = *state;
-	int n = scaled(10000);
-	uint32_t last[ASYNC_KEYS];
-	struct async_ctx c = { .id = 5, .n = n, .last_tag = last };
-	struct kv_batch *b;
-	uint8_t buf[400];
-	char key[KEY_BUF];
-
-	fx_open(f);
-	c.db = f->db;
-	memset(&cbs, 0, sizeof(cbs));
-	assert_int_equal(kv_batch_create(&b), 0);
-	for (uint32_t tag = 0; tag < (uint32_t)n; tag++) {
-		size_t len = async_value(buf, c.id, tag);
-
-		async_key(key, c.id, (int)(tag % ASYNC_KEYS));
-		kv_batch_clear(b);
-		assert_int_equal(kv_batch_put(b, key, strlen(key), buf, len), 0);
-		assert_int_equal(kv_write_cb(f->db, NULL, b, counting_cb, (void *)(uintptr_t)tag),
-				 0);
-		last[tag % ASYNC_KEYS] = tag;
-	}
-	kv_batch_destroy(b);
-	assert_int_equal(wait_count(&cbs.calls, (uint64_t)n, 60), 0);
-	sleep_us(20000);
-	assert_int_equal(atomic_load(&cbs.calls), (uint64_t)n);
-	assert_int_equal(atomic_load(&cbs.order_bad), 0);
-	assert_int_equal(atomic_load(&cbs.status_bad), 0);
-	async_check_last(f->db, &c);
-}
-
-/*
- * One caller mixing durabilities on one queue: batch-mode writes are
- * acknowledged at append, sync-mode ones at their commit. kv.h promises LSN
- * order among one caller's writes of one durability mode, and exactly one
- * completion each; a batch write may overtake an earlier sync one.
- */
-static void test_async_mixed_durability_order(void **state)
-{
-	struct kv_write_options batch = { KV_DUR_BATCH }, sync = { KV_DUR_SYNC };
-	struct fx *f = *state;
-	int n = scaled(2000), got = 0, order_bad = 0, dup = 0;
-	int64_t last[2] = { -1, -1 };
-	struct kv_completion ev[64];
-	struct kv_batch *b;
-	struct kv_cq *cq;
-	uint8_t buf[400];
-	char key[KEY_BUF];
-	char *seen = calloc((size_t)n, 1);
-
-	fx_open(f);
-	assert_int_equal(kv_batch_create(&b), 0);
-	assert_int_equal(kv_cq_create(&cq), 0);
-	for (uint32_t tag = 0; tag < (uint32_t)n; tag++) {
-		size_t len = async_value(buf, 9, tag);
-
-		async_key(key, 9, (int)(tag % ASYNC_KEYS));
-		kv_batch_clear(b);
-		assert_int_equal(kv_batch_put(b, key, strlen(key), buf, len), 0);
-		assert_int_equal(kv_write_async(f->db, tag % 2 ? &batch : &sync, b, cq, tag), 0);
-	}
-	while (got < n) {
-		int m = kv_cq_reap(cq, ev, 64, 1);
-
-		for (int i = 0; i < m; i++, got++) {
-			int mode = (int)(ev[i].tag % 2);
-
-			assert_true(ev[i].tag < (uint64_t)n);
-			dup += seen[ev[i].tag]++;
-			order_bad += (int64_t)ev[i].tag <= last[mode];
-			last[mode] = (int64_t)ev[i].tag;
-			assert_int_equal(ev[i].status, 0);
-		}
-	}
-	kv_cq_destroy(cq);
-	kv_batch_destroy(b);
-	free(seen);
-	assert_int_equal(dup, 0);
-	if (order_bad)
-		fail_msg("%d of %d completions out of LSN order within one durability mode",
-			 order_bad, n);
-}
-
-/* ======================================================================
  * 5. rotation under load
  * ====================================================================== */
 
@@ -1454,9 +1012,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hot_keys_baselines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commit_invisible, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_atomic_for_readers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_async_in_flight, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_async_callbacks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_async_mixed_durability_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_under_load, setup, teardown),
 	};
 

@@ -643,6 +643,35 @@ static void test_epoch_rule(void **state)
  * open with everything (FORMAT.md: trailing segments whose header was never
  * written are removed).
  */
+/*
+ * A never-used segment that is not the last one: a spare discarded after a
+ * rotation made its own segment, whose unlink did not survive a crash. It is
+ * all zero and lies before live segments (here: id 0, before the first).
+ */
+static void test_never_used_in_middle(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { .seed = kvt_seed("never_used_in_middle"), .n = 10, .vmax = 300 };
+	size_t cap = f->opt.log_buffer_size;
+	uint8_t *zeros = calloc(1, cap);
+	struct kv_db *db;
+	char *path;
+
+	assert_non_null(zeros);
+	assert_int_equal(kv_open(f->dir, &f->opt, &db), 0);
+	write_batches(db, &m, 0, m.n, NULL);
+	assert_int_equal(kv_close(db), 0);
+	path = seg_path(f->dir, 0);
+	file_write(path, zeros, cap);
+	log_clear(&f->log);
+	assert_int_equal(kv_open(f->dir, &f->opt, &db), 0);
+	check_batches(db, &m, m.n);
+	assert_int_equal(kv_close(db), 0);
+	assert_int_equal(access(path, F_OK), -1); /* removed */
+	free(path);
+	free(zeros);
+}
+
 static void test_unborn_leftover(void **state)
 {
 	struct fx *f = *state;
@@ -1005,6 +1034,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_epoch_rule, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unborn_leftover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_never_used_in_middle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_cycles, setup, teardown),

@@ -25,6 +25,7 @@
 #include "kv.h"
 #include "logbuf.h"
 #include "memtable.h"
+#include "wal.h"
 
 #define KV_STRIPES 256
 
@@ -107,6 +108,9 @@ int kv_store_open_dir(struct kv_db *db);
 /* Allocate a memtable with a fresh log buffer of @cap bytes. */
 int kv_mem_new(uint64_t cap, struct kv_mem **out);
 void kv_mem_free(struct kv_mem *m);
+/* Index every op of the checked record @rec (header @h) of @m as version
+ * @ref (write path and recovery). 0 or -ENOMEM. */
+int kv_mem_index(struct kv_mem *m, uint64_t ref, const uint8_t *rec, const struct kv_rec_header *h);
 /* Make a new writable memtable on a prepared (or new) segment, with its
  * header in the buffer (written by its first commit). */
 int kv_store_new_active(struct kv_db *db, uint64_t base_lsn, uint64_t prev_end,

@@ -163,20 +163,7 @@ out:
 
 static int replay_rec(void *arg, uint64_t off, const struct kv_rec_header *h, const uint8_t *rec)
 {
-	struct kv_mem *m = arg;
-	struct kv_op_iter it;
-	struct kv_op op;
-	uint64_t ref = kv_ref_make(h->epoch, off);
-
-	kv_op_iter_init(&it, rec, h);
-	while (kv_op_next(&it, &op)) {
-		int err = kv_memtable_apply(&m->mt, ref,
-					    (uint64_t)(op.key - KV_OP_HEADER_SIZE - m->lb.base),
-					    op.key, op.klen);
-		if (err)
-			return err;
-	}
-	return 0;
+	return kv_mem_index(arg, kv_ref_make(h->epoch, off), rec, h);
 }
 
 static int all_zero(const uint8_t *p, uint64_t n)

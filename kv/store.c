@@ -235,6 +235,30 @@ int kv_mem_new(uint64_t cap, struct kv_mem **out)
 	return 0;
 }
 
+int kv_mem_index(struct kv_mem *m, uint64_t ref, const uint8_t *rec, const struct kv_rec_header *h)
+{
+	struct kv_op_iter it;
+	struct kv_op op;
+
+	kv_op_iter_init(&it, rec, h);
+	while (kv_op_next(&it, &op)) {
+		uint64_t op_off = (uint64_t)(op.key - KV_OP_HEADER_SIZE - m->lb.base);
+		int err = kv_memtable_apply(&m->mt, ref, op_off, op.key, op.klen);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Close and remove a segment file that will never be used. */
+static void discard_segment(struct kv_db *db, struct kv_file *f, char *path)
+{
+	f->env->ops->close(f);
+	db->env->ops->unlink(db->env, path);
+	free(path);
+}
+
 void kv_mem_free(struct kv_mem *m)
 {
 	if (!m)
@@ -297,11 +321,8 @@ int kv_store_prepare_spare(struct kv_db *db)
 		db->spare_id = id;
 	}
 	pthread_mutex_unlock(&db->rot_mu);
-	if (stale) {
-		f->env->ops->close(f);
-		db->env->ops->unlink(db->env, path);
-		free(path);
-	}
+	if (stale)
+		discard_segment(db, f, path);
 	return 0;
 }
 
@@ -323,9 +344,7 @@ int kv_store_new_active(struct kv_db *db, uint64_t base_lsn, uint64_t prev_end, 
 	stale = f && id < db->active_id; /* see kv_store_prepare_spare */
 	pthread_mutex_unlock(&db->rot_mu);
 	if (stale) {
-		f->env->ops->close(f);
-		db->env->ops->unlink(db->env, path);
-		free(path);
+		discard_segment(db, f, path);
 		f = NULL;
 	}
 	if (!f) {
@@ -338,9 +357,7 @@ int kv_store_new_active(struct kv_db *db, uint64_t base_lsn, uint64_t prev_end, 
 	pthread_mutex_unlock(&db->rot_mu);
 	err = kv_mem_new(db->opt.log_buffer_size, &m);
 	if (err) {
-		f->env->ops->close(f);
-		db->env->ops->unlink(db->env, path);
-		free(path);
+		discard_segment(db, f, path);
 		return err;
 	}
 	m->file = f;
@@ -387,9 +404,7 @@ void kv_store_tidy(struct kv_db *db)
 	int removed = 0;
 
 	if (db->spare) {
-		db->spare->env->ops->close(db->spare);
-		db->env->ops->unlink(db->env, db->spare_path);
-		free(db->spare_path);
+		discard_segment(db, db->spare, db->spare_path);
 		db->spare = NULL;
 		db->spare_path = NULL;
 		removed = 1;

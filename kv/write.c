@@ -115,23 +115,6 @@ int kv_batch_delete(struct kv_batch *b, const void *key, size_t klen)
 
 /* ---- append ---- */
 
-static int index_record(struct kv_mem *m, uint64_t ref, const uint8_t *rec,
-			const struct kv_rec_header *h)
-{
-	struct kv_op_iter it;
-	struct kv_op op;
-
-	kv_op_iter_init(&it, rec, h);
-	while (kv_op_next(&it, &op)) {
-		uint64_t op_off = (uint64_t)(op.key - KV_OP_HEADER_SIZE - m->lb.base);
-		int err = kv_memtable_apply(&m->mt, ref, op_off, op.key, op.klen);
-
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
 /* Reserve @len bytes in the active buffer, rotating when it is full. */
 static int reserve(struct kv_db *db, uint64_t len, struct kv_mem **mp, uint64_t *ref)
 {
@@ -178,7 +161,7 @@ static int append(struct kv_db *db, const struct wsrc *s, struct kv_req *req, st
 	h.len = (uint32_t)len;
 	h.count = s->b ? s->b->count : 1;
 	kv_rec_seal(rec, h.len, h.count, kv_ref_epoch(ref), m->seg_id);
-	err = index_record(m, ref, rec, &h);
+	err = kv_mem_index(m, ref, rec, &h);
 	if (err) /* before release: the epoch holding it is never written */
 		kv_commit_fail(db, err);
 	else if (req) {

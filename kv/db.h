@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "env.h"
+#include "log.h"
 #include "kv.h"
 #include "logbuf.h"
 #include "memtable.h"
@@ -95,8 +96,6 @@ struct kv_db {
 
 /* ---- logging (db.c) ---- */
 void kv_log(struct kv_db *db, enum kv_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void kv_log_opt(const struct kv_options *opt, enum kv_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* ---- db.c ---- */

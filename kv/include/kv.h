@@ -35,10 +35,11 @@ extern "C" {
 #endif
 
 /* The on-disk format version this library writes and the newest it reads. */
-#define KV_FORMAT_VERSION 1
+#define KV_FORMAT_VERSION 2
 
 #define KV_MAX_KEY 4096u	 /* bytes */
 #define KV_MAX_VALUE (16u << 20) /* bytes; also at most log_buffer_size / 4 */
+#define KV_MAX_LEVELS 7		 /* level 0 .. 6 */
 
 struct kv_db;
 struct kv_batch;
@@ -87,6 +88,20 @@ struct kv_options {
 					* durability bound; 0 = the default,
 					* min(1 MiB, log_buffer_size / 4);
 					* else in [4 KiB, log_buffer_size / 2] */
+	size_t block_cache_size;       /* bytes of table blocks cached; default
+					* 32 MiB; 0 = the default */
+	size_t table_target_size;      /* compaction output file size; default
+					* 8 MiB; 0 = the default */
+	size_t level1_max_bytes;       /* size bound of level 1 (each deeper level
+					* x10); default 4 * log_buffer_size */
+	int max_immutable;	       /* memtables waiting for flush before
+					* writers stall; default 2, range [1, 16] */
+	int l0_compact_trigger;	       /* level-0 tables that start a compaction;
+					* default 4 */
+	int l0_stall;		       /* level-0 tables at which writers stall
+					* until compaction catches up; default 12 */
+	int manual_background;	       /* tests: no automatic flush/compaction,
+					* only kv_flush / kv_compact */
 	struct kv_env *env;	       /* file I/O; NULL = the real one */
 	kv_log_fn log;		       /* NULL = stderr, errors and warnings */
 	void *log_ctx;
@@ -123,6 +138,10 @@ void kv_batch_destroy(struct kv_batch *b);
 void kv_batch_clear(struct kv_batch *b);
 int kv_batch_put(struct kv_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
 int kv_batch_delete(struct kv_batch *b, const void *key, size_t klen);
+/* Delete every key k with start <= k < end (a range tombstone; O(1) for the
+ * caller whatever the range holds). -EINVAL if start >= end. */
+int kv_batch_delete_range(struct kv_batch *b, const void *start, size_t slen, const void *end,
+			  size_t elen);
 uint32_t kv_batch_count(const struct kv_batch *b);
 
 /*
@@ -134,6 +153,8 @@ int kv_put(struct kv_db *db, const struct kv_write_options *wo, const void *key,
 	   const void *val, size_t vlen);
 int kv_delete(struct kv_db *db, const struct kv_write_options *wo, const void *key, size_t klen);
 int kv_write(struct kv_db *db, const struct kv_write_options *wo, const struct kv_batch *b);
+int kv_delete_range(struct kv_db *db, const struct kv_write_options *wo, const void *start,
+		    size_t slen, const void *end, size_t elen);
 
 /*
  * Asynchronous writes. The batch is appended (and its bytes copied) before
@@ -191,6 +212,61 @@ ssize_t kv_get(struct kv_db *db, unsigned flags, const void *key, size_t klen, v
 int kv_get_alloc(struct kv_db *db, unsigned flags, const void *key, size_t klen, void **val,
 		 size_t *vlen);
 
+/*
+ * Snapshots pin a point in the write order: reads and iterators at a
+ * snapshot see exactly the writes committed (durable) when it was taken,
+ * and compaction keeps what they need until they are released.
+ */
+struct kv_snapshot;
+int kv_snapshot_create(struct kv_db *db, struct kv_snapshot **out);
+void kv_snapshot_release(struct kv_db *db, struct kv_snapshot *snap);
+/* The snapshot's point in the order: it sees writes with LSN below this. */
+uint64_t kv_snapshot_lsn(const struct kv_snapshot *snap);
+/* kv_get at a snapshot (NULL = now, committed versions). */
+ssize_t kv_get_at(struct kv_db *db, const struct kv_snapshot *snap, const void *key, size_t klen,
+		  void *buf, size_t cap);
+
+/*
+ * Ordered forward iteration over a consistent view of the whole store: the
+ * given snapshot, or (@snap NULL) the committed state when it is created.
+ * The iterator holds that view (and the files under it) until destroyed.
+ * key/value pointers stay valid until the next call on the iterator.
+ * kv_iter_status is 0 at a clean end and a negative errno if an error
+ * (corruption, I/O) ended the iteration early.
+ */
+struct kv_iter;
+int kv_iter_create(struct kv_db *db, const struct kv_snapshot *snap, struct kv_iter **out);
+void kv_iter_destroy(struct kv_iter *it);
+void kv_iter_seek_first(struct kv_iter *it);
+/* First key >= @key. */
+void kv_iter_seek(struct kv_iter *it, const void *key, size_t klen);
+int kv_iter_valid(const struct kv_iter *it);
+void kv_iter_next(struct kv_iter *it);
+const void *kv_iter_key(const struct kv_iter *it, size_t *klen);
+const void *kv_iter_value(const struct kv_iter *it, size_t *vlen);
+int kv_iter_status(const struct kv_iter *it);
+
+/* ---- maintenance -------------------------------------------------------- */
+
+/* Turn the active memtable (if it holds anything) into an immutable one and
+ * wait until every immutable memtable is flushed to a table and its WAL
+ * segment deleted. */
+int kv_flush(struct kv_db *db);
+/* kv_flush, then compact everything into the deepest level in use, dropping
+ * what no snapshot needs; waits. */
+int kv_compact(struct kv_db *db);
+
+/*
+ * Verify a store that no process has open: the identity file, CURRENT and
+ * every manifest record, every table (footer, index, filter, every block's
+ * checksum, key order) and every WAL segment record. @report is called once
+ * per problem with the file, the offset and what is wrong. Returns the
+ * number of problems (0 = clean) or a negative errno if the store cannot be
+ * checked at all (-ENOENT, -EBUSY if it is open, ...). @env NULL = real.
+ */
+typedef void (*kv_check_fn)(void *arg, const char *file, uint64_t off, const char *problem);
+int kv_check(const char *dir, struct kv_env *env, kv_check_fn report, void *arg);
+
 /* ---- introspection ---------------------------------------------------- */
 
 struct kv_stats {
@@ -206,6 +282,20 @@ struct kv_stats {
 	uint64_t memtables;		/* active + immutable */
 	uint64_t wal_segments;		/* live WAL segment files */
 	int failed;			/* 0, or the error that failed the store */
+
+	/* persistence (this process's counters since open) */
+	uint64_t level_tables[KV_MAX_LEVELS]; /* tables per level now */
+	uint64_t level_bytes[KV_MAX_LEVELS];  /* their bytes */
+	uint64_t flushes, flush_bytes;	      /* memtables flushed, table bytes */
+	uint64_t compactions;
+	uint64_t compact_read_bytes, compact_write_bytes;
+	uint64_t user_bytes;	      /* key + value bytes of writes accepted */
+	double write_amp;	      /* (WAL + flush + compaction bytes) / user_bytes */
+	double space_amp;	      /* all table bytes / bytes of the deepest level */
+	uint64_t stalls, stall_ns;    /* writer stalls on memory or level 0 */
+	uint64_t cache_hits, cache_misses, cache_bytes;
+	uint64_t snapshots;	      /* live snapshots */
+	int bg_error;		      /* 0, or the last flush/compaction error */
 };
 int kv_stats(struct kv_db *db, struct kv_stats *st);
 

@@ -106,16 +106,16 @@ static void deliver(struct kv_req *l, int status)
 	}
 }
 
-/* Failed db: hand -EIO to every request still waiting, in any memtable. */
+/* Failed db: hand -EIO to every request still waiting, in any memtable
+ * (only memtables not all durable have any; they are all in the super). */
 static void drain_failed(struct kv_db *db)
 {
-	struct kv_mem *m;
+	int g = kv_guard_enter(db);
+	struct kv_super *s = atomic_load_explicit(&db->super, memory_order_acquire);
 
-	pthread_mutex_lock(&db->rot_mu);
-	m = db->oldest;
-	pthread_mutex_unlock(&db->rot_mu);
-	for (; m; m = atomic_load_explicit(&m->newer, memory_order_acquire))
-		deliver(kv_logbuf_take_all_reqs(&m->lb), -EIO);
+	for (int i = s ? s->nmem - 1 : -1; i >= 0; i--)
+		deliver(kv_logbuf_take_all_reqs(&s->mem[i]->lb), -EIO);
+	kv_guard_exit(db, g);
 }
 
 void kv_commit_fail(struct kv_db *db, int err)
@@ -194,6 +194,9 @@ static int commit_step(struct kv_db *db)
 	atomic_fetch_add_explicit(&db->commits, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&db->commit_bytes, end - d, memory_order_relaxed);
 	atomic_store_explicit(&db->expected, (int)records, memory_order_relaxed);
+	/* Before the publish: a writer acknowledged by it must find its write
+	 * in any snapshot taken afterwards. Everything below is indexed. */
+	atomic_store_explicit(&db->durable_lsn, m->base_lsn + end, memory_order_release);
 	deliver(kv_logbuf_publish(&m->lb, epoch, end), 0);
 	return 1;
 }
@@ -262,16 +265,37 @@ void kv_commit_kick(struct kv_db *db)
 /* Anything appended and not durable, in any memtable? */
 static int pending(struct kv_db *db)
 {
-	struct kv_mem *m = atomic_load_explicit(&db->active, memory_order_acquire);
+	int g = kv_guard_enter(db), ret = 0;
+	struct kv_super *s = atomic_load_explicit(&db->super, memory_order_acquire);
 
-	for (; m && !kv_logbuf_done(&m->lb); m = m->older) {
+	for (int i = 0; s && i < s->nmem && !ret; i++) {
+		struct kv_mem *m = s->mem[i];
 		uint64_t appended = kv_logbuf_appended(&m->lb);
 
+		if (kv_logbuf_done(&m->lb))
+			break;
 		/* A fresh buffer holds only its header: nothing to commit. */
-		if (appended > KV_SEG_HEADER_SIZE && appended > atomic_load(&m->lb.durable))
-			return 1;
+		ret = appended > KV_SEG_HEADER_SIZE && appended > atomic_load(&m->lb.durable);
 	}
-	return 0;
+	kv_guard_exit(db, g);
+	return ret;
+}
+
+void kv_commit_forget(struct kv_db *db, struct kv_mem *m)
+{
+	for (;;) {
+		uint32_t seq = atomic_load_explicit(&db->commit_seq, memory_order_acquire);
+
+		if (token_try(db)) {
+			int past = commit_target(db) != m && db->commit_mem != m;
+
+			token_release(db);
+			if (past)
+				return;
+		}
+		kv_commit_kick(db);
+		kv_futex_wait(&db->commit_seq, seq);
+	}
 }
 
 /* The backstop leads until nothing is pending (or the db has failed). */

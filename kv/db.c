@@ -103,6 +103,14 @@ static int check_options(const char *dir, const struct kv_options *opt)
 			   opt->batch_max_pending);
 		return -EINVAL;
 	}
+	if (opt->max_immutable < 0 || opt->max_immutable > 16 || opt->l0_compact_trigger < 0 ||
+	    opt->l0_stall < 0 || (opt->l0_stall && opt->l0_stall <= opt->l0_compact_trigger)) {
+		kv_log_opt(
+			opt, KV_LOG_ERROR,
+			"%s: max_immutable must be in [1, 16] and l0_stall above l0_compact_trigger",
+			dir);
+		return -EINVAL;
+	}
 	if (opt->durability < KV_DUR_DEFAULT || opt->durability > KV_DUR_LOCKED) {
 		kv_log_opt(opt, KV_LOG_ERROR, "%s: unknown durability mode %d", dir,
 			   opt->durability);
@@ -113,11 +121,13 @@ static int check_options(const char *dir, const struct kv_options *opt)
 
 static struct kv_db *db_alloc(const char *dir, const struct kv_options *opt)
 {
-	struct kv_db *db = calloc(1, sizeof(*db));
+	struct kv_db *db = NULL;
 	pthread_rwlockattr_t ra;
 
-	if (!db)
+	/* Some fields sit on their own cache lines. */
+	if (posix_memalign((void **)&db, _Alignof(struct kv_db), sizeof(*db)))
 		return NULL;
+	memset(db, 0, sizeof(*db));
 	db->dir = strdup(dir);
 	if (!db->dir) {
 		free(db);
@@ -130,8 +140,29 @@ static struct kv_db *db_alloc(const char *dir, const struct kv_options *opt)
 		db->opt.batch_max_pending = opt->log_buffer_size / 4 < (1u << 20) ?
 						    opt->log_buffer_size / 4 :
 						    (1u << 20);
+	if (!db->opt.block_cache_size)
+		db->opt.block_cache_size = 32u << 20;
+	if (!db->opt.table_target_size)
+		db->opt.table_target_size = 8u << 20;
+	if (!db->opt.level1_max_bytes)
+		db->opt.level1_max_bytes = 4 * db->opt.log_buffer_size;
+	if (!db->opt.max_immutable)
+		db->opt.max_immutable = 2;
+	if (!db->opt.l0_compact_trigger)
+		db->opt.l0_compact_trigger = 4;
+	if (!db->opt.l0_stall)
+		db->opt.l0_stall = db->opt.l0_compact_trigger > 9 ? db->opt.l0_compact_trigger + 3 :
+								    12;
 	db->env = opt->env ? opt->env : kv_env_default();
 	pthread_mutex_init(&db->rot_mu, NULL);
+	pthread_mutex_init(&db->sv_mu, NULL);
+	pthread_mutex_init(&db->gp_mu, NULL);
+	pthread_mutex_init(&db->ver_mu, NULL);
+	pthread_mutex_init(&db->snap_mu, NULL);
+	pthread_mutex_init(&db->bg_mu, NULL);
+	pthread_cond_init(&db->bg_cv, NULL);
+	pthread_cond_init(&db->progress_cv, NULL);
+	db->snaps.next = db->snaps.prev = &db->snaps;
 	pthread_mutex_init(&db->fpo_mu, NULL);
 	pthread_rwlockattr_init(&ra);
 	/*
@@ -148,14 +179,18 @@ static struct kv_db *db_alloc(const char *dir, const struct kv_options *opt)
 
 static void db_free(struct kv_db *db)
 {
-	struct kv_mem *m = db->oldest;
-
-	while (m) {
-		struct kv_mem *next = atomic_load(&m->newer);
-
-		kv_mem_free(m);
-		m = next;
-	}
+	kv_version_close(db);
+	if (db->cache)
+		kv_cache_destroy(db->cache);
+	for (int l = 0; l < KV_MAX_LEVELS; l++)
+		free(db->compact_cursor[l]);
+	pthread_mutex_destroy(&db->sv_mu);
+	pthread_mutex_destroy(&db->gp_mu);
+	pthread_mutex_destroy(&db->ver_mu);
+	pthread_mutex_destroy(&db->snap_mu);
+	pthread_mutex_destroy(&db->bg_mu);
+	pthread_cond_destroy(&db->bg_cv);
+	pthread_cond_destroy(&db->progress_cv);
 	if (db->spare)
 		db->spare->env->ops->close(db->spare);
 	free(db->spare_path);
@@ -169,13 +204,32 @@ static void db_free(struct kv_db *db)
 	free(db);
 }
 
+/* Recovered memtables (oldest first) then @m: chained, and newest first
+ * into the first super. */
+static int start_shape(struct kv_db *db, struct kv_mem **mems, int n, struct kv_mem *m)
+{
+	struct kv_mem **order = calloc((size_t)n + 1, sizeof(*order));
+	int err;
+
+	if (!order)
+		return -ENOMEM;
+	order[0] = m;
+	for (int i = 0; i < n; i++) {
+		atomic_store(&mems[i]->newer, i + 1 < n ? mems[i + 1] : m);
+		order[n - i] = mems[i];
+	}
+	err = kv_version_start(db, order, n + 1);
+	free(order);
+	return err;
+}
+
 int kv_open(const char *dir, const struct kv_options *opt, struct kv_db **out)
 {
 	struct kv_options defaults;
-	struct kv_mem *newest = NULL, *m;
+	struct kv_mem **mems = NULL, *m = NULL;
 	uint64_t base = 0, prev_end = 0;
 	struct kv_db *db;
-	int err;
+	int err, nmem = 0;
 
 	if (!opt) {
 		kv_options_init(&defaults);
@@ -189,42 +243,56 @@ int kv_open(const char *dir, const struct kv_options *opt, struct kv_db **out)
 		return -ENOMEM;
 	err = kv_store_open_dir(db);
 	if (!err)
-		err = kv_recover(db, &db->next_seg_id, &base, &prev_end, &newest);
+		err = kv_cache_create(db->opt.block_cache_size, &db->cache);
+	if (!err)
+		err = kv_version_open(db);
+	if (!err)
+		err = kv_recover(db, &db->next_seg_id, &base, &prev_end, &mems, &nmem);
 	if (!err)
 		err = kv_store_new_active(db, base, prev_end, &m);
-	if (err)
+	if (!err)
+		err = start_shape(db, mems, nmem, m);
+	if (err) {
+		for (int i = 0; i < nmem; i++)
+			kv_mem_free(mems[i]);
+		kv_mem_free(m);
 		goto fail;
-	m->older = newest;
-	if (newest)
-		atomic_store(&newest->newer, m);
-	else
-		db->oldest = m;
+	}
+	free(mems);
+	mems = NULL;
 	atomic_store(&db->active, m);
+	atomic_store(&db->durable_lsn, base);
+	atomic_store(&db->imm, nmem);
 	db->commit_mem = m;
 	err = kv_commit_start(db);
+	if (!err)
+		err = kv_bg_start(db);
 	if (err)
 		goto fail;
 	*out = db;
 	return 0;
 fail:
+	free(mems);
+	kv_bg_stop(db);
+	kv_commit_stop(db);
 	db_free(db);
 	return err;
 }
 
 static int sync_all(struct kv_db *db)
 {
-	struct kv_mem *chain[64], *m = atomic_load_explicit(&db->active, memory_order_acquire);
-	int n = 0, err = 0;
+	int g = kv_guard_enter(db), err = 0;
+	struct kv_super *s = atomic_load_explicit(&db->super, memory_order_acquire);
 
 	/* Oldest first; memtables not all durable are few (one or two). */
-	for (; m && !kv_logbuf_done(&m->lb) && n < 64; m = m->older)
-		chain[n++] = m;
-	while (n-- > 0 && !err) {
-		uint64_t end = kv_logbuf_appended(&chain[n]->lb);
+	for (int i = s->nmem - 1; i >= 0 && !err; i--) {
+		struct kv_mem *m = s->mem[i];
+		uint64_t end = kv_logbuf_appended(&m->lb);
 
-		if (end > KV_SEG_HEADER_SIZE)
-			err = kv_commit_wait(db, chain[n], end);
+		if (!kv_logbuf_done(&m->lb) && end > KV_SEG_HEADER_SIZE)
+			err = kv_commit_wait(db, m, end);
 	}
+	kv_guard_exit(db, g);
 	return err;
 }
 
@@ -244,6 +312,7 @@ int kv_close(struct kv_db *db)
 	if (!db)
 		return 0;
 	err = atomic_load(&db->failed) ? -EIO : sync_all(db);
+	kv_bg_stop(db);
 	kv_commit_stop(db);
 	if (!atomic_load(&db->failed))
 		kv_store_tidy(db);
@@ -255,6 +324,7 @@ void kv_abandon(struct kv_db *db)
 {
 	if (!db)
 		return;
+	kv_bg_stop(db);
 	kv_commit_stop(db);
 	db_free(db);
 }
@@ -271,26 +341,13 @@ unsigned kv_key_stripe(const void *key, size_t klen)
 	return (unsigned)(XXH3_64bits(key, klen) % KV_STRIPES);
 }
 
-/* The op of the version to read, or NULL if no memtable has the key. */
-static const uint8_t *lookup(struct kv_db *db, const void *key, size_t klen, int latest)
-{
-	struct kv_mem *m = atomic_load_explicit(&db->active, memory_order_acquire);
-	uint64_t off;
-
-	for (; m; m = m->older)
-		if (kv_memtable_get(&m->mt, key, klen, latest, &off))
-			return m->lb.base + off;
-	return NULL;
-}
-
 ssize_t kv_get(struct kv_db *db, unsigned flags, const void *key, size_t klen, void *buf,
 	       size_t cap)
 {
 	int locked = db->opt.durability == KV_DUR_LOCKED && !(flags & KV_READ_LATEST);
 	unsigned stripe = 0;
-	const uint8_t *p;
-	struct kv_op op;
 	ssize_t ret;
+	int g;
 
 	ret = check_key(key, klen);
 	if (ret)
@@ -299,17 +356,29 @@ ssize_t kv_get(struct kv_db *db, unsigned flags, const void *key, size_t klen, v
 		stripe = kv_key_stripe(key, klen);
 		pthread_rwlock_rdlock(&db->stripe[stripe]);
 	}
-	p = lookup(db, key, klen, flags & KV_READ_LATEST);
-	if (!p || kv_op_decode(p, KV_OP_HEADER_SIZE + klen + KV_MAX_VALUE, &op) < 0 ||
-	    op.type != KV_OP_PUT) {
-		ret = -ENOENT;
-	} else {
-		if (cap && op.vlen)
-			memcpy(buf, op.val, op.vlen < cap ? op.vlen : cap);
-		ret = op.vlen;
-	}
+	g = kv_guard_enter(db);
+	ret = kv_read(db, atomic_load_explicit(&db->super, memory_order_acquire), UINT64_MAX,
+		      flags & KV_READ_LATEST, key, klen, buf, cap);
+	kv_guard_exit(db, g);
 	if (locked)
 		pthread_rwlock_unlock(&db->stripe[stripe]);
+	return ret;
+}
+
+ssize_t kv_get_at(struct kv_db *db, const struct kv_snapshot *snap, const void *key, size_t klen,
+		  void *buf, size_t cap)
+{
+	ssize_t ret = check_key(key, klen);
+	int g;
+
+	if (ret)
+		return ret;
+	if (!snap)
+		return kv_get(db, 0, key, klen, buf, cap);
+	g = kv_guard_enter(db);
+	ret = kv_read(db, atomic_load_explicit(&db->super, memory_order_acquire), snap->lsn, 0, key,
+		      klen, buf, cap);
+	kv_guard_exit(db, g);
 	return ret;
 }
 
@@ -353,17 +422,60 @@ static void count_live(void *arg, struct kv_mnode *n)
 		a->bytes += kv_op_size(op.klen, op.vlen);
 }
 
+static void stats_shape(struct kv_db *db, struct kv_stats *st)
+{
+	struct kv_super *s = kv_super_get(db);
+	uint64_t total = 0, deepest = 0, wal;
+	struct kv_cache_stats cs = { 0 };
+
+	for (int l = 0; l < KV_MAX_LEVELS; l++) {
+		st->level_tables[l] = s->v->n[l];
+		for (size_t i = 0; i < s->v->n[l]; i++)
+			st->level_bytes[l] += s->v->files[l][i]->meta.size;
+		total += st->level_bytes[l];
+		if (st->level_bytes[l])
+			deepest = st->level_bytes[l];
+	}
+	kv_super_unref(s);
+	st->flushes = atomic_load(&db->flushes);
+	st->flush_bytes = atomic_load(&db->flush_bytes);
+	st->compactions = atomic_load(&db->compactions);
+	st->compact_read_bytes = atomic_load(&db->compact_read);
+	st->compact_write_bytes = atomic_load(&db->compact_write);
+	st->user_bytes = atomic_load(&db->user_bytes);
+	wal = st->commit_bytes;
+	if (st->user_bytes)
+		st->write_amp = (double)(wal + st->flush_bytes + st->compact_write_bytes) /
+				(double)st->user_bytes;
+	if (deepest)
+		st->space_amp = (double)total / (double)deepest;
+	st->stalls = atomic_load(&db->stalls);
+	st->stall_ns = atomic_load(&db->stall_ns);
+	if (db->cache)
+		kv_cache_stats(db->cache, &cs);
+	st->cache_hits = cs.hits;
+	st->cache_misses = cs.misses;
+	st->cache_bytes = cs.usage;
+	pthread_mutex_lock(&db->snap_mu);
+	st->snapshots = db->nsnaps;
+	pthread_mutex_unlock(&db->snap_mu);
+	pthread_mutex_lock(&db->bg_mu);
+	st->bg_error = db->bg_error;
+	pthread_mutex_unlock(&db->bg_mu);
+}
+
 int kv_stats(struct kv_db *db, struct kv_stats *st)
 {
-	struct kv_mem *m = atomic_load_explicit(&db->active, memory_order_acquire);
+	struct kv_super *s = kv_super_get(db);
+	struct kv_mem *m = s->mem[0];
 
 	memset(st, 0, sizeof(*st));
 	st->appended_lsn = m->base_lsn + kv_logbuf_appended(&m->lb);
-	for (struct kv_mem *d = m; d; d = d->older) {
+	st->durable_lsn = atomic_load(&db->durable_lsn);
+	for (int i = 0; i < s->nmem; i++) {
+		struct kv_mem *d = s->mem[i];
 		struct live_acc a = { .base = d->lb.base };
 
-		if (!st->durable_lsn && (atomic_load(&d->lb.durable) || !d->older))
-			st->durable_lsn = d->base_lsn + atomic_load(&d->lb.durable);
 		st->versions_replaced += atomic_load(&d->mt.replaced);
 		st->versions_superseded += atomic_load(&d->mt.superseded);
 		st->log_buffer_bytes += kv_logbuf_appended(&d->lb) - KV_SEG_HEADER_SIZE;
@@ -372,9 +484,11 @@ int kv_stats(struct kv_db *db, struct kv_stats *st)
 		st->memtables++;
 		st->wal_segments++;
 	}
+	kv_super_unref(s);
 	st->records = atomic_load(&db->records);
 	st->commits = atomic_load(&db->commits);
 	st->commit_bytes = atomic_load(&db->commit_bytes);
 	st->failed = atomic_load(&db->failed);
+	stats_shape(db, st);
 	return 0;
 }

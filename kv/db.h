@@ -8,8 +8,22 @@
  *   1. db->fpo_mu            (fsync-per-op baseline: across the commit)
  *   2. db->stripe[i]         (locked baseline: across the commit; in index order)
  *   3. commit token          (db->token; across the WAL write + fdatasync)
- *   4. db->rot_mu            (rotation, spare segment; never across a commit)
- *   5. kv_mnode.lock, kv_cq.mu, memtable arena_mu (leaf locks, a few instructions)
+ *   4. db->ver_mu            (shape changes and the manifest: background
+ *                            threads only, held across manifest I/O; no
+ *                            foreground thread ever takes it)
+ *   5. db->bg_mu             (background work state, stalls)
+ *   6. db->rot_mu            (rotation, spare segment; never across a commit)
+ *   7. db->sv_mu, db->snap_mu (leaves: install a super / edit the snapshot list)
+ *   8. kv_mnode.lock, kv_cq.mu, memtable arena_mu, cache shard mutexes (leaf
+ *      locks, a few instructions)
+ *
+ * Read-side protection (version.c): every foreground call runs inside a guard
+ * (kv_guard_enter/exit: two per-phase counters, no lock). The db's current
+ * super (memtables + table version) is loaded inside the guard; a replaced
+ * super is retired and freed only after a grace period (every guard that
+ * could have seen it has exited), and it holds references on its memtables
+ * and version, which hold references on their tables. Iterators and
+ * snapshots take a reference on the super and leave the guard.
  * A thread holding the commit token never waits for a writer except for the
  * bounded copy+index window between a writer's reservation and its release,
  * and writers never wait for the token while inside that window.
@@ -21,11 +35,14 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "env.h"
-#include "log.h"
 #include "kv.h"
+#include "log.h"
 #include "logbuf.h"
+#include "manifest.h"
 #include "memtable.h"
+#include "table.h"
 #include "wal.h"
 
 #define KV_STRIPES 256
@@ -39,8 +56,43 @@ struct kv_mem {
 	char *path;			/* [immutable] segment file */
 	uint64_t seg_id;		/* [immutable] */
 	uint64_t base_lsn;		/* [immutable] LSN of buffer offset 0 */
-	struct kv_mem *older;		/* [immutable once installed] */
 	_Atomic(struct kv_mem *) newer; /* [atomic; set once, at rotation] */
+	_Atomic int refs;		/* [atomic] supers holding it (+1 while in the db) */
+	int flushing;			/* [bg_mu] picked by the flush thread */
+};
+
+/* A table of the shape: the open reader and its manifest entry. */
+struct kv_tref {
+	struct kv_file_meta meta; /* [immutable] */
+	struct kv_table *t;	  /* [immutable] */
+	char *path;		  /* [immutable] */
+	_Atomic int refs;	  /* [atomic] versions holding it */
+	_Atomic int obsolete;	  /* [atomic] deleted by an edit: unlink at last unref */
+	_Atomic int compacting;	  /* [atomic; set/cleared under ver_mu] an input of a compaction */
+	struct kv_db *db;	  /* [immutable] */
+};
+
+/* An immutable shape: the tables of each level. */
+struct kv_version {
+	_Atomic int refs;		       /* [atomic] */
+	size_t n[KV_MAX_LEVELS];	       /* [immutable] */
+	struct kv_tref **files[KV_MAX_LEVELS]; /* [immutable] level 0 newest first,
+						* others sorted by smallest key */
+};
+
+/* What a reader needs: the memtables (newest first) and the table version. */
+struct kv_super {
+	_Atomic int refs;	       /* [atomic] the db's (while current) + iterators' */
+	struct kv_version *v;	       /* [immutable] */
+	struct kv_super *next_retired; /* [sv_mu] */
+	uint32_t retired_phase;	       /* [sv_mu] */
+	int nmem;		       /* [immutable] */
+	struct kv_mem *mem[];	       /* [immutable] mem[0] was active at install */
+};
+
+struct kv_snapshot {
+	uint64_t lsn;			 /* [immutable] */
+	struct kv_snapshot *prev, *next; /* [snap_mu] list sorted by lsn */
 };
 
 struct kv_cq {
@@ -63,7 +115,6 @@ struct kv_db {
 	struct kv_file *lock_file; /* [immutable] holds the LOCK */
 
 	_Atomic(struct kv_mem *) active; /* [atomic; changed under rot_mu] */
-	struct kv_mem *oldest;		 /* [rot_mu] oldest memtable, chain via newer */
 	uint64_t next_seg_id;		 /* [rot_mu] */
 	uint64_t active_id;		 /* [rot_mu] segment id of the newest active memtable */
 	struct kv_file *spare;		 /* [rot_mu] prepared segment file, or NULL */
@@ -92,6 +143,48 @@ struct kv_db {
 	_Atomic uint64_t records;      /* [atomic] stats */
 	_Atomic uint64_t commits;      /* [atomic] */
 	_Atomic uint64_t commit_bytes; /* [atomic] */
+	_Atomic uint64_t user_bytes;   /* [atomic] op bytes of writes accepted */
+	_Atomic uint64_t durable_lsn;  /* [atomic; stored by the commit token
+					* holder before it publishes] */
+
+	/* ---- read side and shape (version.c) ---- */
+	_Alignas(64) _Atomic uint32_t gphase; /* [atomic] guard phase */
+	_Alignas(64) _Atomic long gcount[2];  /* [atomic] guards in each phase */
+	_Alignas(64) pthread_mutex_t sv_mu;
+	_Atomic(struct kv_super *) super; /* [load in a guard; store under sv_mu] */
+	struct kv_super *retired;	  /* [sv_mu] waiting for a grace period */
+	pthread_mutex_t gp_mu;		  /* serializes grace periods */
+	pthread_mutex_t ver_mu;
+	struct kv_version *current;	   /* [ver_mu] */
+	struct kv_manifest *manifest;	   /* [ver_mu] */
+	uint64_t manifest_number;	   /* [ver_mu] of the live manifest */
+	uint64_t next_file;		   /* [ver_mu] */
+	uint64_t log_min_seg, log_min_lsn; /* [ver_mu] flushed below these */
+	struct kv_cache *cache;		   /* [immutable] */
+	pthread_mutex_t snap_mu;
+	struct kv_snapshot snaps; /* [snap_mu] list head */
+	uint64_t nsnaps;	  /* [snap_mu] */
+
+	/* ---- background work (flush.c, compact.c) ---- */
+	pthread_mutex_t bg_mu;
+	pthread_cond_t bg_cv;			/* [bg_mu] work for the background threads */
+	pthread_cond_t progress_cv;		/* [bg_mu] a flush or compaction finished */
+	pthread_t flush_thr, compact_thr;	/* [immutable after open] */
+	int bg_started;				/* [immutable after open] */
+	_Atomic int bg_stop;			/* [atomic; set under bg_mu] */
+	_Atomic int imm;			/* [atomic] immutable memtables not yet flushed */
+	uint64_t flushed_seq;			/* [bg_mu] flushes completed */
+	int flush_req;				/* [bg_mu] kv_flush callers waiting */
+	int compact_req;			/* [bg_mu] kv_compact: full compactions wanted */
+	int compacting;				/* [bg_mu] a compaction is running */
+	uint64_t compact_done;			/* [bg_mu] full compactions completed */
+	int compact_err;			/* [bg_mu] result of the last full one */
+	int bg_error;				/* [bg_mu] the last background error */
+	_Atomic int l0_files;			/* [atomic] tables in level 0 now */
+	uint8_t *compact_cursor[KV_MAX_LEVELS]; /* [compaction thread] round robin */
+	size_t compact_cursor_len[KV_MAX_LEVELS];
+	_Atomic uint64_t flushes, flush_bytes, compactions, compact_read, compact_write;
+	_Atomic uint64_t stalls, stall_ns; /* [atomic] */
 };
 
 /* ---- logging (db.c) ---- */
@@ -121,11 +214,95 @@ void kv_store_tidy(struct kv_db *db);
 /* The crossing writer: close @m at @end and install a new active memtable. */
 int kv_store_rotate(struct kv_db *db, struct kv_mem *m, uint64_t end);
 
+/* ---- version.c: guards, supers, versions, the manifest, snapshots ---- */
+int kv_guard_enter(struct kv_db *db);
+void kv_guard_exit(struct kv_db *db, int phase);
+/* Wait until every guard entered before the call has exited. */
+void kv_guard_sync(struct kv_db *db);
+/* The current super, referenced (for iterators); kv_super_unref drops it. */
+struct kv_super *kv_super_get(struct kv_db *db);
+void kv_super_unref(struct kv_super *s);
+/* Install a super of @active + the current one's memtables (rotation). */
+int kv_super_add_active(struct kv_db *db, struct kv_mem *active);
+/* Free the retired supers whose grace period is over (@wait: wait for it). */
+void kv_super_reclaim(struct kv_db *db, int wait);
+void kv_mem_unref(struct kv_mem *m);
+void kv_version_unref(struct kv_version *v);
+void kv_tref_unref(struct kv_tref *t);
+/* Read the manifest (or start one), open every table; sets log_min_*,
+ * next_file, current. Before WAL recovery. */
+int kv_version_open(struct kv_db *db);
+/* After WAL recovery: write a fresh manifest and install the first super
+ * with @mems (newest first). */
+int kv_version_start(struct kv_db *db, struct kv_mem **mems, int nmem);
+/*
+ * Under ver_mu: append @e to the manifest, build the new version, install
+ * a super with it whose memtables are the current ones minus @drop (may be
+ * NULL), mark deleted tables obsolete. Fails the store on a manifest error.
+ */
+int kv_version_apply(struct kv_db *db, struct kv_vedit *e, struct kv_mem *drop);
+/* Open the table of @meta as a tref (1 ref). */
+int kv_tref_open(struct kv_db *db, const struct kv_file_meta *meta, struct kv_tref **out);
+char *kv_table_path(struct kv_db *db, uint64_t file_no);
+/* The oldest live snapshot's lsn, or UINT64_MAX; and all of them (sorted,
+ * malloc'd) for compaction. */
+int kv_snapshot_list(struct kv_db *db, uint64_t **lsns, size_t *n);
+void kv_version_close(struct kv_db *db);
+
+/* ---- flush.c: background threads, admission, flush ---- */
+int kv_bg_start(struct kv_db *db);
+void kv_bg_stop(struct kv_db *db);
+/* Stall a writer while memtables or level 0 are over their bounds. */
+int kv_bg_admit(struct kv_db *db);
+/* A rotation made one more immutable memtable. */
+void kv_bg_rotated(struct kv_db *db);
+void kv_bg_error(struct kv_db *db, int err);
+
+/* ---- compact.c ---- */
+/*
+ * Which versions a flush or compaction keeps (the input arrives in internal
+ * key order): the newest version of each key for every reader point (each
+ * live snapshot, and "now"), minus those a range tombstone of @rd hides from
+ * every reader that would see them; at the bottom level also point
+ * tombstones that every reader sees (nothing older is left below).
+ */
+struct kv_cfilter {
+	const uint64_t *snaps; /* sorted ascending */
+	size_t nsnaps;
+	int bottom;
+	const struct kv_rdset *rd;
+	uint8_t *ukey; /* the current key's user key */
+	size_t ulen, ucap;
+	uint64_t prev_lsn; /* the previous version of the current key */
+	int have;
+};
+/* 1 keep, 0 drop, -ENOMEM. */
+int kv_cfilter_keep(struct kv_cfilter *f, const uint8_t *ik, size_t iklen);
+/* Whether a range tombstone at @lsn can go (bottom, seen by every reader). */
+int kv_cfilter_drop_rdel(const struct kv_cfilter *f, uint64_t lsn);
+/* Pick and run one compaction; 1 if one ran, 0 if none needed, or -errno.
+ * @full: compact everything into the deepest level. */
+int kv_compact_once(struct kv_db *db, int full);
+/* Level 1's bound times 10^(level - 1). */
+uint64_t kv_level_max_bytes(const struct kv_db *db, int level);
+
+/* ---- iter.c: the read path ---- */
+/* Look @key up at @snap (UINT64_MAX: committed now; with @latest: newest
+ * appended), copying min(len, cap) into @buf. Length or -ENOENT / -errno. */
+ssize_t kv_read(struct kv_db *db, struct kv_super *s, uint64_t snap, int latest, const void *key,
+		size_t klen, void *buf, size_t cap);
+/* The merging internal iterator over all of @s's sources below @snap. */
+int kv_merge_iter(struct kv_db *db, struct kv_super *s, struct kv_version *v, uint64_t snap,
+		  struct kv_iiter **out);
+/* A merging iterator over @n children (ownership passes). */
+int kv_merge_new(struct kv_iiter **kids, size_t n, struct kv_iiter **out);
+
 /* ---- recovery.c ---- */
-/* Replay every segment of the store into memtables (db->oldest .. newest,
- * all read-only) and report where the log ends. */
+/* Replay every segment not yet flushed (id >= db->log_min_seg) into
+ * memtables (*mems, malloc'd, oldest first, all read-only) and report where
+ * the log ends. */
 int kv_recover(struct kv_db *db, uint64_t *next_seg_id, uint64_t *base_lsn, uint64_t *prev_end,
-	       struct kv_mem **newest);
+	       struct kv_mem ***mems, int *nmem);
 
 /* ---- commit.c ---- */
 int kv_commit_start(struct kv_db *db);
@@ -137,6 +314,9 @@ int kv_commit_wait(struct kv_db *db, struct kv_mem *m, uint64_t end);
 void kv_commit_kick(struct kv_db *db);
 /* Mark the db failed with @err (first error wins) and wake everyone. */
 void kv_commit_fail(struct kv_db *db, int err);
+/* The flush thread, before freeing done memtable @m (which has a newer
+ * one): make sure the commit pipeline no longer points at it. */
+void kv_commit_forget(struct kv_db *db, struct kv_mem *m);
 /* Deliver a completion (cq push or callback) and free the request. */
 void kv_req_complete(struct kv_req *req, int status);
 

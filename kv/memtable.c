@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ikey.h"
 #include "sync.h"
 
 #define ARENA_CHUNK (256u << 10)
@@ -98,11 +99,7 @@ void kv_memtable_destroy(struct kv_memtable *mt)
 
 static int key_cmp(const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t blen)
 {
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
+	return kv_ukey_cmp(a, alen, b, blen);
 }
 
 /* 1/4 branching, as LevelDB and RocksDB use. */
@@ -183,11 +180,11 @@ static void node_unlock(struct kv_mnode *n)
  * reservation and indexing while the next epoch opened); it is never dropped
  * for that, because its epoch is published first.
  */
-static void apply_version(struct kv_memtable *mt, struct kv_mnode *n, uint64_t ref)
+static int apply_version(struct kv_memtable *mt, struct kv_mnode *n, uint64_t ref)
 {
 	uint64_t v[3], off = kv_ref_off(ref);
 	uint32_t epoch = kv_ref_epoch(ref);
-	int i;
+	int i, err = 0;
 
 	node_lock(n);
 	for (i = 0; i < 3; i++)
@@ -201,12 +198,26 @@ static void apply_version(struct kv_memtable *mt, struct kv_mnode *n, uint64_t r
 		atomic_store_explicit(&n->ver[i], ref, memory_order_release);
 		atomic_fetch_add_explicit(&mt->replaced, 1, memory_order_relaxed);
 	} else {
+		/* The oldest slot moves to the old list before it leaves ver[2]. */
+		if (v[2]) {
+			struct kv_oldver *o = arena_alloc(mt, sizeof(*o));
+
+			if (!o) {
+				err = -ENOMEM;
+				goto out;
+			}
+			o->ref = v[2];
+			o->next = atomic_load_explicit(&n->old, memory_order_relaxed);
+			atomic_store_explicit(&n->old, o, memory_order_release);
+		}
 		/* Readers look newest first; store oldest first (memtable.h). */
 		for (int j = 2; j > i; j--)
 			atomic_store_explicit(&n->ver[j], v[j - 1], memory_order_release);
 		atomic_store_explicit(&n->ver[i], ref, memory_order_release);
 	}
+out:
 	node_unlock(n);
+	return err;
 }
 
 static void raise_height(struct kv_memtable *mt, int h)
@@ -251,10 +262,8 @@ int kv_memtable_apply(struct kv_memtable *mt, uint64_t ref, uint64_t op_off, con
 	if (h > top)
 		top = h;
 	n = find(mt, key, klen, top, prev, succ);
-	if (n) {
-		apply_version(mt, n, vref);
-		return 0;
-	}
+	if (n)
+		return apply_version(mt, n, vref);
 	n = node_new(mt, h);
 	if (!n)
 		return -ENOMEM;
@@ -263,10 +272,8 @@ int kv_memtable_apply(struct kv_memtable *mt, uint64_t ref, uint64_t op_off, con
 	atomic_init(&n->ver[0], vref);
 	raise_height(mt, h);
 	won = link_level(n, 0, prev, succ);
-	if (won) {
-		apply_version(mt, won, vref);
-		return 0;
-	}
+	if (won)
+		return apply_version(mt, won, vref);
 	atomic_fetch_add_explicit(&mt->nodes, 1, memory_order_relaxed);
 	for (int level = 1; level < h; level++)
 		link_level(n, level, prev, succ);
@@ -309,4 +316,222 @@ void kv_memtable_for_each(struct kv_memtable *mt, void (*fn)(void *arg, struct k
 
 	for (; n; n = atomic_load_explicit(&n->next[0], memory_order_acquire))
 		fn(arg, n);
+}
+
+int kv_memtable_get_at(struct kv_memtable *mt, const void *key, size_t klen, uint64_t limit,
+		       uint64_t *op_off)
+{
+	int top = atomic_load_explicit(&mt->height, memory_order_acquire);
+	struct kv_mnode *n = find(mt, key, (uint32_t)klen, top, NULL, NULL);
+	struct kv_oldver *o;
+	uint64_t r;
+
+	if (!n)
+		return 0;
+	for (int i = 0; i < 3; i++) {
+		r = atomic_load_explicit(&n->ver[i], memory_order_acquire);
+		if (r && kv_ref_off(r) < limit) {
+			*op_off = kv_ref_off(r);
+			return 1;
+		}
+	}
+	for (o = atomic_load_explicit(&n->old, memory_order_acquire); o; o = o->next) {
+		if (kv_ref_off(o->ref) < limit) {
+			*op_off = kv_ref_off(o->ref);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int kv_memtable_add_rdel(struct kv_memtable *mt, uint64_t op_off, const uint8_t *start,
+			 uint32_t slen, const uint8_t *end, uint32_t elen)
+{
+	struct kv_mrdel *d = arena_alloc(mt, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	d->op_off = op_off;
+	d->start = start;
+	d->slen = slen;
+	d->end = end;
+	d->elen = elen;
+	d->next = atomic_load_explicit(&mt->rdels, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&mt->rdels, &d->next, d, memory_order_release,
+						      memory_order_relaxed))
+		;
+	atomic_fetch_add_explicit(&mt->nrdels, 1, memory_order_relaxed);
+	return 0;
+}
+
+int kv_memtable_rdel_cover(struct kv_memtable *mt, const void *key, size_t klen, uint64_t limit,
+			   uint64_t *op_off)
+{
+	struct kv_mrdel *d = atomic_load_explicit(&mt->rdels, memory_order_acquire);
+	int found = 0;
+
+	/* Pushes are not in offset order (writers race), so look at all. */
+	for (; d; d = d->next) {
+		if (d->op_off >= limit || (found && d->op_off <= *op_off))
+			continue;
+		if (kv_ukey_cmp(d->start, d->slen, key, klen) <= 0 &&
+		    kv_ukey_cmp(key, klen, d->end, d->elen) < 0) {
+			*op_off = d->op_off;
+			found = 1;
+		}
+	}
+	return found;
+}
+
+/* ---- the internal iterator ---- */
+
+struct mt_iter {
+	struct kv_iiter it;
+	struct kv_memtable *mt;
+	uint64_t base_lsn, limit;
+	struct kv_mnode *node;
+	int slot; /* 0..2: ver[slot]; 3: the old list at @old */
+	struct kv_oldver *old;
+	uint64_t last_off; /* the version shown last (versions only go older) */
+	uint8_t *kbuf;
+	size_t kcap;
+};
+
+/* The ref at the iterator's position, or 0 past the node's versions. */
+static uint64_t mt_iter_ref(struct mt_iter *mi)
+{
+	if (mi->slot < 3)
+		return atomic_load_explicit(&mi->node->ver[mi->slot], memory_order_acquire);
+	return mi->old ? mi->old->ref : 0;
+}
+
+static void mt_iter_step(struct mt_iter *mi)
+{
+	if (mi->slot < 2) {
+		mi->slot++;
+	} else if (mi->slot == 2) {
+		mi->slot = 3;
+		mi->old = atomic_load_explicit(&mi->node->old, memory_order_acquire);
+	} else if (mi->old) {
+		mi->old = mi->old->next;
+	}
+}
+
+static void mt_iter_node(struct mt_iter *mi, struct kv_mnode *n)
+{
+	mi->node = n;
+	mi->slot = 0;
+	mi->old = NULL;
+	mi->last_off = UINT64_MAX;
+}
+
+static int mt_iter_emit(struct mt_iter *mi, uint64_t off)
+{
+	const uint8_t *op = mi->mt->lb->base + off;
+	size_t need = mi->node->klen + KV_IKEY_TRAILER;
+
+	if (mi->kcap < need) {
+		uint8_t *b = realloc(mi->kbuf, need * 2);
+
+		if (!b)
+			return -ENOMEM;
+		mi->kbuf = b;
+		mi->kcap = need * 2;
+	}
+	kv_ikey_make(mi->kbuf, mi->node->key, mi->node->klen, mi->base_lsn + off,
+		     op[0] == KV_OP_PUT ? KV_IK_PUT : KV_IK_DEL);
+	mi->it.key = mi->kbuf;
+	mi->it.klen = need;
+	mi->it.val = op + KV_OP_HEADER_SIZE + mi->node->klen;
+	mi->it.vlen = op[0] == KV_OP_PUT ? kv_get_le32(op + 4) : 0;
+	mi->last_off = off;
+	return 0;
+}
+
+/* Settle on the next visible version at or after the position. */
+static void mt_iter_settle(struct mt_iter *mi)
+{
+	while (mi->node) {
+		uint64_t r, off;
+
+		if (mi->slot == 3 && !mi->old) {
+			mt_iter_node(mi, atomic_load_explicit(&mi->node->next[0],
+							      memory_order_acquire));
+			continue;
+		}
+		r = mt_iter_ref(mi);
+		off = kv_ref_off(r);
+		/* A concurrent shift may show a version twice: only older ones count. */
+		if (!r || off >= mi->limit || off >= mi->last_off) {
+			mt_iter_step(mi);
+			continue;
+		}
+		mi->it.err = mt_iter_emit(mi, off);
+		mi->it.valid = !mi->it.err;
+		return;
+	}
+	mi->it.valid = 0;
+}
+
+static void mt_iter_seek_first(struct kv_iiter *it)
+{
+	struct mt_iter *mi = (struct mt_iter *)it;
+
+	mt_iter_node(mi, atomic_load_explicit(&mi->mt->head->next[0], memory_order_acquire));
+	mt_iter_settle(mi);
+}
+
+static void mt_iter_seek(struct kv_iiter *it, const uint8_t *ik, size_t iklen)
+{
+	struct mt_iter *mi = (struct mt_iter *)it;
+	int top = atomic_load_explicit(&mi->mt->height, memory_order_acquire);
+	uint32_t ulen = (uint32_t)kv_ikey_ulen(iklen);
+	struct kv_mnode *x = mi->mt->head, *n = NULL;
+	uint64_t lsn = kv_ikey_lsn(ik, iklen);
+
+	for (int level = top - 1; level >= 0; level--)
+		x = scan_level(x, level, ik, ulen, &n);
+	mt_iter_node(mi, n);
+	/* Within the target key, only versions with lsn <= the target's. */
+	if (n && key_cmp(n->key, n->klen, ik, ulen) == 0 && lsn < KV_LSN_MAX)
+		mi->last_off = lsn + 1 <= mi->base_lsn ? 0 : lsn + 1 - mi->base_lsn;
+	mt_iter_settle(mi);
+}
+
+static void mt_iter_next(struct kv_iiter *it)
+{
+	struct mt_iter *mi = (struct mt_iter *)it;
+
+	mt_iter_step(mi);
+	mt_iter_settle(mi);
+}
+
+static void mt_iter_destroy(struct kv_iiter *it)
+{
+	struct mt_iter *mi = (struct mt_iter *)it;
+
+	free(mi->kbuf);
+	free(mi);
+}
+
+static const struct kv_iiter_ops mt_iter_ops = {
+	.seek_first = mt_iter_seek_first,
+	.seek = mt_iter_seek,
+	.next = mt_iter_next,
+	.destroy = mt_iter_destroy,
+};
+
+int kv_memtable_iter(struct kv_memtable *mt, uint64_t base_lsn, uint64_t limit,
+		     struct kv_iiter **out)
+{
+	struct mt_iter *mi = calloc(1, sizeof(*mi));
+
+	if (!mi)
+		return -ENOMEM;
+	mi->it.ops = &mt_iter_ops;
+	mi->mt = mt;
+	mi->base_lsn = base_lsn;
+	mi->limit = limit;
+	*out = &mi->it;
+	return 0;
 }

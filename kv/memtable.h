@@ -38,6 +38,18 @@
  *   none qualifies and durable moved meanwhile, it retries.
  *
  * The KV_READ_LATEST read takes ver[0].
+ *
+ * Older versions are kept for snapshots and iterators: the version pushed out
+ * of ver[2] goes to the head of the node's old list (arena entries, newest
+ * first, each immutable once linked) *before* the slots shift, so a reader
+ * walking ver[0..2] then the old list still meets every version at an index
+ * no lower than where it was. Only a version replaced within its own epoch is
+ * forgotten: no snapshot can separate two versions of one epoch (snapshots
+ * are commit points, and a commit publishes whole epochs).
+ *
+ * Range tombstones (KV_OP_DELRANGE) are not nodes: each is pushed (CAS) on
+ * the memtable's rdel list, newest first, and read like a version (visible
+ * when its op offset is below the reader's limit).
  */
 #ifndef KV_MEMTABLE_H
 #define KV_MEMTABLE_H
@@ -51,8 +63,22 @@
 
 #define KV_SKIP_MAX_HEIGHT 20
 
+struct kv_oldver {
+	uint64_t ref;		/* [immutable] */
+	struct kv_oldver *next; /* [immutable] older */
+};
+
+struct kv_mrdel {
+	uint64_t op_off;       /* [immutable] the op in the log buffer */
+	const uint8_t *start;  /* [immutable] in the log buffer */
+	const uint8_t *end;    /* [immutable] */
+	uint32_t slen, elen;   /* [immutable] */
+	struct kv_mrdel *next; /* [immutable once pushed] older */
+};
+
 struct kv_mnode {
 	_Atomic uint64_t ver[3];	   /* [lock to write; atomic to read] refs */
+	_Atomic(struct kv_oldver *) old;   /* [lock to write; atomic to read] */
 	const uint8_t *key;		   /* [immutable] in the log buffer */
 	uint32_t klen;			   /* [immutable] */
 	_Atomic uint8_t lock;		   /* writers' spinlock over ver[] */
@@ -63,16 +89,18 @@ struct kv_mnode {
 struct kv_arena_chunk;
 
 struct kv_memtable {
-	struct kv_logbuf *lb;	       /* [immutable] whose refs the nodes hold */
-	struct kv_mnode *head;	       /* [immutable] sentinel of full height */
-	_Atomic int height;	       /* [atomic] highest level in use */
-	pthread_mutex_t arena_mu;      /* guards the arena fields below */
-	struct kv_arena_chunk *chunks; /* [arena_mu] */
-	size_t chunk_used;	       /* [arena_mu] */
-	_Atomic uint64_t arena_bytes;  /* [atomic] memory held by nodes */
-	_Atomic uint64_t nodes;	       /* [atomic] distinct keys */
-	_Atomic uint64_t replaced;     /* [atomic] versions replaced in place */
-	_Atomic uint64_t superseded;   /* [atomic] versions dropped as older */
+	struct kv_logbuf *lb;		  /* [immutable] whose refs the nodes hold */
+	struct kv_mnode *head;		  /* [immutable] sentinel of full height */
+	_Atomic int height;		  /* [atomic] highest level in use */
+	pthread_mutex_t arena_mu;	  /* guards the arena fields below */
+	struct kv_arena_chunk *chunks;	  /* [arena_mu] */
+	size_t chunk_used;		  /* [arena_mu] */
+	_Atomic uint64_t arena_bytes;	  /* [atomic] memory held by nodes */
+	_Atomic uint64_t nodes;		  /* [atomic] distinct keys */
+	_Atomic uint64_t replaced;	  /* [atomic] versions replaced in place */
+	_Atomic uint64_t superseded;	  /* [atomic] versions dropped as older */
+	_Atomic(struct kv_mrdel *) rdels; /* [atomic CAS push] range tombstones */
+	_Atomic uint64_t nrdels;	  /* [atomic] */
 };
 
 int kv_memtable_init(struct kv_memtable *mt, struct kv_logbuf *lb);
@@ -93,6 +121,31 @@ int kv_memtable_apply(struct kv_memtable *mt, uint64_t ref, uint64_t op_off, con
  */
 int kv_memtable_get(struct kv_memtable *mt, const void *key, size_t klen, int latest,
 		    uint64_t *op_off);
+
+/* As kv_memtable_get, the newest version whose op offset is below @limit
+ * (a snapshot; the caller makes sure everything below it is committed). */
+int kv_memtable_get_at(struct kv_memtable *mt, const void *key, size_t klen, uint64_t limit,
+		       uint64_t *op_off);
+
+/* Index range tombstone [@start, @end) of the op at @op_off. 0 or -ENOMEM. */
+int kv_memtable_add_rdel(struct kv_memtable *mt, uint64_t op_off, const uint8_t *start,
+			 uint32_t slen, const uint8_t *end, uint32_t elen);
+/*
+ * The newest range tombstone covering @key whose op offset is below @limit
+ * (UINT64_MAX: all of them): 1 and *op_off, or 0.
+ */
+int kv_memtable_rdel_cover(struct kv_memtable *mt, const void *key, size_t klen, uint64_t limit,
+			   uint64_t *op_off);
+
+/*
+ * An internal iterator (ikey.h) over every version with op offset below
+ * @limit, as internal keys with lsn = @base_lsn + op offset. Nodes inserted
+ * after creation show up only with their versions below the limit. The
+ * memtable must outlive it.
+ */
+struct kv_iiter;
+int kv_memtable_iter(struct kv_memtable *mt, uint64_t base_lsn, uint64_t limit,
+		     struct kv_iiter **out);
 
 /* Call @fn for every node's versions (for live-byte accounting); not
  * concurrent with writers' shifts in any way that matters for statistics. */

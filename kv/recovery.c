@@ -51,6 +51,8 @@ struct seg_list {
 	struct seg *v;
 	size_t n, cap;
 	const char *dir;
+	struct kv_db *db;
+	int removed; /* flushed segments removed: sync the directory */
 };
 
 static int collect(void *arg, const char *name)
@@ -60,6 +62,19 @@ static int collect(void *arg, const char *name)
 
 	if (kv_wal_parse_name(name, &id))
 		return 0;
+	if (id < l->db->log_min_seg) {
+		/* Flushed; a crash came between the manifest edit and the unlink. */
+		char *path;
+
+		if (asprintf(&path, "%s/%s", l->dir, name) < 0)
+			return -ENOMEM;
+		kv_log(l->db, KV_LOG_INFO, "%s: removing a segment already flushed to a table",
+		       path);
+		l->db->env->ops->unlink(l->db->env, path);
+		free(path);
+		l->removed = 1;
+		return 0;
+	}
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 16;
 		struct seg *v = realloc(l->v, cap * sizeof(*v));
@@ -254,11 +269,12 @@ static int check_header(struct kv_db *db, struct seg *s, struct seg *next, int f
 		       (unsigned long long)s->id, (unsigned long long)s->m->lb.cap);
 		return -EUCLEAN;
 	}
-	/* No table holds older data yet (format 1): the log starts at LSN 0. */
-	if (first && (s->h.base_lsn || s->h.prev_end)) {
+	/* Tables hold everything below the manifest's log_min_lsn. */
+	if (first && s->h.base_lsn != db->log_min_lsn) {
 		kv_log(db, KV_LOG_ERROR,
-		       "%s: the log starts at LSN %llu, not 0: the segments before it are missing",
-		       s->path, (unsigned long long)s->h.base_lsn);
+		       "%s: the log starts at LSN %llu, not at %llu where the tables end: segments are missing",
+		       s->path, (unsigned long long)s->h.base_lsn,
+		       (unsigned long long)db->log_min_lsn);
 		return -EUCLEAN;
 	}
 	if (next && !next->herr && next->h.base_lsn != s->h.base_lsn + next->h.prev_end) {
@@ -318,18 +334,22 @@ static void free_list(struct seg_list *l, int free_mems)
 }
 
 int kv_recover(struct kv_db *db, uint64_t *next_seg_id, uint64_t *base_lsn, uint64_t *prev_end,
-	       struct kv_mem **newest)
+	       struct kv_mem ***mems, int *nmem)
 {
-	struct seg_list l = { .dir = db->dir };
+	struct seg_list l = { .dir = db->dir, .db = db };
 	uint64_t end = 0;
 	int err;
 
 	err = db->env->ops->list_dir(db->env, db->dir, collect, &l);
+	if (!err && l.removed)
+		err = db->env->ops->sync_dir(db->env, db->dir);
 	if (err)
 		goto fail;
 	if (l.n)
 		qsort(l.v, l.n, sizeof(*l.v), seg_cmp);
 	*next_seg_id = l.n ? l.v[l.n - 1].id + 1 : 1;
+	if (*next_seg_id < db->log_min_seg)
+		*next_seg_id = db->log_min_seg;
 	for (size_t i = 0; i < l.n && !err; i++)
 		err = load(db, &l.v[i]);
 	if (!err)
@@ -340,20 +360,16 @@ int kv_recover(struct kv_db *db, uint64_t *next_seg_id, uint64_t *base_lsn, uint
 		err = replay_seg(db, &l.v[i], i + 1 < l.n ? &l.v[i + 1] : NULL, i == 0, &end);
 	if (err)
 		goto fail;
-	*base_lsn = l.n ? l.v[l.n - 1].h.base_lsn + end : 0;
+	*base_lsn = l.n ? l.v[l.n - 1].h.base_lsn + end : db->log_min_lsn;
 	*prev_end = l.n ? end : 0;
-	*newest = NULL;
-	db->oldest = NULL;
-	for (size_t i = 0; i < l.n; i++) {
-		struct kv_mem *m = l.v[i].m;
-
-		m->older = *newest;
-		if (*newest)
-			atomic_store(&(*newest)->newer, m);
-		else
-			db->oldest = m;
-		*newest = m;
+	*nmem = (int)l.n;
+	*mems = calloc(l.n ? l.n : 1, sizeof(**mems));
+	if (!*mems) {
+		err = -ENOMEM;
+		goto fail;
 	}
+	for (size_t i = 0; i < l.n; i++)
+		(*mems)[i] = l.v[i].m;
 	free_list(&l, 0);
 	return 0;
 fail:

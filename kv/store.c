@@ -231,6 +231,7 @@ int kv_mem_new(uint64_t cap, struct kv_mem **out)
 		return err;
 	}
 	atomic_init(&m->newer, NULL);
+	atomic_init(&m->refs, 0);
 	*out = m;
 	return 0;
 }
@@ -243,7 +244,13 @@ int kv_mem_index(struct kv_mem *m, uint64_t ref, const uint8_t *rec, const struc
 	kv_op_iter_init(&it, rec, h);
 	while (kv_op_next(&it, &op)) {
 		uint64_t op_off = (uint64_t)(op.key - KV_OP_HEADER_SIZE - m->lb.base);
-		int err = kv_memtable_apply(&m->mt, ref, op_off, op.key, op.klen);
+		int err;
+
+		if (op.type == KV_OP_DELRANGE)
+			err = kv_memtable_add_rdel(&m->mt, op_off, op.key, op.klen, op.val,
+						   op.vlen);
+		else
+			err = kv_memtable_apply(&m->mt, ref, op_off, op.key, op.klen);
 
 		if (err)
 			return err;
@@ -382,14 +389,20 @@ int kv_store_rotate(struct kv_db *db, struct kv_mem *m, uint64_t end)
 
 	kv_logbuf_close_at(&m->lb, end);
 	err = kv_store_new_active(db, m->base_lsn + end, end, &n);
+	if (!err) {
+		/* Readers find n (through the super) before any write lands in it. */
+		err = kv_super_add_active(db, n);
+		if (err)
+			kv_mem_free(n);
+	}
 	if (err) {
 		kv_commit_fail(db, err);
 	} else {
-		n->older = m;
 		pthread_mutex_lock(&db->rot_mu);
 		atomic_store_explicit(&m->newer, n, memory_order_release);
 		atomic_store_explicit(&db->active, n, memory_order_release);
 		pthread_mutex_unlock(&db->rot_mu);
+		kv_bg_rotated(db);
 	}
 	atomic_fetch_add_explicit(&db->rotate_seq, 1, memory_order_release);
 	kv_futex_wake_all(&db->rotate_seq);

@@ -33,8 +33,8 @@
 int kv_table_parse_name(const char *name, uint64_t *file_no);
 
 struct kv_table_build_opts {
-	size_t block_size;     /* target data block size; 0 = 4096 */
-	int restart_interval;  /* keys between restart points; 0 = 16 */
+	size_t block_size;	/* target data block size; 0 = 4096 */
+	int restart_interval;	/* keys between restart points; 0 = 16 */
 	int bloom_bits_per_key; /* 0 = 10 */
 };
 
@@ -43,8 +43,8 @@ struct kv_table_build_opts {
  * (s, its lsn) .. (e, KV_LSN_MAX) for the range); malloc'd. */
 struct kv_table_props {
 	uint64_t file_size;
-	uint64_t entries;   /* internal keys */
-	uint64_t rangedels; /* range tombstones */
+	uint64_t entries;    /* internal keys */
+	uint64_t rangedels;  /* range tombstones */
 	uint64_t data_bytes; /* bytes of data blocks */
 	uint64_t min_lsn, max_lsn;
 	uint8_t *smallest, *largest; /* internal keys; NULL if empty */
@@ -62,8 +62,8 @@ int kv_tb_create(struct kv_env *env, const struct kv_options *log, const char *p
 int kv_tb_add(struct kv_table_builder *b, const uint8_t *ik, size_t iklen, const void *val,
 	      size_t vlen);
 /* Add a range tombstone (any order relative to entries). */
-int kv_tb_add_rangedel(struct kv_table_builder *b, const void *start, size_t slen,
-		       const void *end, size_t elen, uint64_t lsn);
+int kv_tb_add_rangedel(struct kv_table_builder *b, const void *start, size_t slen, const void *end,
+		       size_t elen, uint64_t lsn);
 /* Bytes the file will have so far (for output splitting). */
 uint64_t kv_tb_size(const struct kv_table_builder *b);
 uint64_t kv_tb_entries(const struct kv_table_builder *b);

@@ -50,6 +50,7 @@
  * and reads one u32 per 8-byte slot of zeroed space, hashing nothing there.
  */
 #include "wal.h"
+#include "ikey.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -174,9 +175,9 @@ int kv_seg_header_decode(const uint8_t in[KV_SEG_HEADER_SIZE], struct kv_seg_hea
 uint8_t *kv_op_encode(uint8_t *p, uint8_t type, const void *key, uint32_t klen, const void *val,
 		      uint32_t vlen)
 {
-	assert(type == KV_OP_PUT || type == KV_OP_DEL);
+	assert(type == KV_OP_PUT || type == KV_OP_DEL || type == KV_OP_DELRANGE);
 	assert(klen >= 1 && klen <= KV_MAX_KEY);
-	assert(vlen <= KV_MAX_VALUE && (type == KV_OP_PUT || vlen == 0));
+	assert(vlen <= KV_MAX_VALUE && (type != KV_OP_DEL || vlen == 0));
 
 	p[OP_TYPE] = type;
 	p[OP_RESERVED] = 0;
@@ -200,11 +201,16 @@ int kv_op_decode(const uint8_t *p, size_t avail, struct kv_op *op)
 	type = p[OP_TYPE];
 	klen = kv_get_le16(p + OP_KLEN);
 	vlen = kv_get_le32(p + OP_VLEN);
-	if (type != KV_OP_PUT && type != KV_OP_DEL)
+	if (type != KV_OP_PUT && type != KV_OP_DEL && type != KV_OP_DELRANGE)
 		return WAL_CORRUPT();
 	if (p[OP_RESERVED] != 0 || klen == 0 || klen > KV_MAX_KEY)
 		return WAL_CORRUPT();
 	if (vlen > KV_MAX_VALUE || (type == KV_OP_DEL && vlen != 0))
+		return WAL_CORRUPT();
+	/* A range [key, value) is non-empty: 0 < vlen <= KV_MAX_KEY, key < value. */
+	if (type == KV_OP_DELRANGE &&
+	    (vlen == 0 || vlen > KV_MAX_KEY || (size_t)klen + vlen > avail - KV_OP_HEADER_SIZE ||
+	     kv_ukey_cmp(p + KV_OP_HEADER_SIZE, klen, p + KV_OP_HEADER_SIZE + klen, vlen) >= 0))
 		return WAL_CORRUPT();
 	/* Both lengths are bounded above, so the sum cannot wrap. */
 	if ((size_t)klen + vlen > avail - KV_OP_HEADER_SIZE)

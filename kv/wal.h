@@ -30,7 +30,7 @@
  *    22  u16 reserved     0
  *
  *   op, 8-byte header then key then value (not aligned)
- *     0  u8  type         KV_OP_PUT, KV_OP_DEL
+ *     0  u8  type         KV_OP_PUT, KV_OP_DEL, KV_OP_DELRANGE (value = end key)
  *     1  u8  reserved     0
  *     2  u16 klen         1 .. KV_MAX_KEY
  *     4  u32 vlen         0 for KV_OP_DEL
@@ -49,7 +49,8 @@
 #define KV_REC_ALIGN 8u
 
 enum kv_rec_type { KV_REC_BATCH = 1 };
-enum kv_op_type { KV_OP_PUT = 1, KV_OP_DEL = 2 };
+/* KV_OP_DELRANGE: key = start, value = end of [start, end), start < end. */
+enum kv_op_type { KV_OP_PUT = 1, KV_OP_DEL = 2, KV_OP_DELRANGE = 3 };
 
 struct kv_seg_header {
 	uint64_t seg_id;

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "ikey.h"
 #include "sync.h"
 #include "wal.h"
 
@@ -111,6 +112,23 @@ int kv_batch_put(struct kv_batch *b, const void *key, size_t klen, const void *v
 int kv_batch_delete(struct kv_batch *b, const void *key, size_t klen)
 {
 	return batch_add(b, KV_OP_DEL, key, klen, NULL, 0);
+}
+
+static int check_range(const void *start, size_t slen, const void *end, size_t elen)
+{
+	if (!start || !slen || !end || !elen)
+		return -EINVAL;
+	if (slen > KV_MAX_KEY || elen > KV_MAX_KEY)
+		return -E2BIG;
+	return kv_ukey_cmp(start, slen, end, elen) < 0 ? 0 : -EINVAL;
+}
+
+int kv_batch_delete_range(struct kv_batch *b, const void *start, size_t slen, const void *end,
+			  size_t elen)
+{
+	int err = check_range(start, slen, end, elen);
+
+	return err ? err : batch_add(b, KV_OP_DELRANGE, start, slen, end, elen);
 }
 
 /* ---- append ---- */
@@ -246,7 +264,7 @@ static int append_and_wait(struct kv_db *db, const struct wsrc *s)
 	return err ? err : kv_commit_wait(db, m, end);
 }
 
-static int write_src(struct kv_db *db, const struct kv_write_options *wo, const struct wsrc *s)
+static int write_mode(struct kv_db *db, const struct kv_write_options *wo, const struct wsrc *s)
 {
 	uint64_t set[KV_STRIPES / 64];
 	struct kv_mem *m;
@@ -275,6 +293,24 @@ static int write_src(struct kv_db *db, const struct kv_write_options *wo, const 
 	}
 }
 
+/*
+ * Admission (a stall while flushes or level 0 are behind), then the write
+ * inside a guard: the memtables it touches live until it is out.
+ */
+static int write_src(struct kv_db *db, const struct kv_write_options *wo, const struct wsrc *s)
+{
+	int err = kv_bg_admit(db), g;
+
+	if (err)
+		return err;
+	g = kv_guard_enter(db);
+	err = write_mode(db, wo, s);
+	kv_guard_exit(db, g);
+	if (!err)
+		atomic_fetch_add_explicit(&db->user_bytes, src_len(s), memory_order_relaxed);
+	return err;
+}
+
 int kv_put(struct kv_db *db, const struct kv_write_options *wo, const void *key, size_t klen,
 	   const void *val, size_t vlen)
 {
@@ -292,6 +328,19 @@ int kv_delete(struct kv_db *db, const struct kv_write_options *wo, const void *k
 {
 	struct wsrc s = { .type = KV_OP_DEL, .key = key, .klen = (uint32_t)klen };
 	int err = check_op(key, klen, 0);
+
+	return err ? err : write_src(db, wo, &s);
+}
+
+int kv_delete_range(struct kv_db *db, const struct kv_write_options *wo, const void *start,
+		    size_t slen, const void *end, size_t elen)
+{
+	struct wsrc s = { .type = KV_OP_DELRANGE,
+			  .key = start,
+			  .klen = (uint32_t)slen,
+			  .val = end,
+			  .vlen = (uint32_t)elen };
+	int err = check_range(start, slen, end, elen);
 
 	return err ? err : write_src(db, wo, &s);
 }
@@ -326,19 +375,29 @@ static int write_async(struct kv_db *db, const struct kv_write_options *wo,
 	struct wsrc s = { .b = b };
 	struct kv_mem *m;
 	uint64_t end;
-	int err, early = mode_of(db, wo) == KV_DUR_BATCH || !b->count;
+	int err, g, early = mode_of(db, wo) == KV_DUR_BATCH || !b->count;
 
 	err = b->count ? check_batch(db, b) : 0;
 	if (!err && b->count)
-		err = append(db, &s, early ? NULL : req, &m, &end);
+		err = kv_bg_admit(db);
 	if (err) {
 		free(req);
 		return err;
 	}
+	g = kv_guard_enter(db);
+	if (b->count)
+		err = append(db, &s, early ? NULL : req, &m, &end);
+	if (err) {
+		kv_guard_exit(db, g);
+		free(req);
+		return err;
+	}
+	atomic_fetch_add_explicit(&db->user_bytes, b->len, memory_order_relaxed);
 	if (early && b->count)
 		err = batch_backpressure(db, m, end);
 	else if (b->count)
 		kv_commit_kick(db);
+	kv_guard_exit(db, g);
 	/* Acknowledged at append: a backpressure failure is the db's, later. */
 	if (early)
 		kv_req_complete(req, 0);

@@ -50,6 +50,9 @@ static int setup(void **state)
 	f->dir = kvt_mkdtemp("rec");
 	f->work = kvt_mkdtemp("rec-work");
 	kvt_options(&f->opt, NULL, &f->log);
+	/* These tests are about the WAL: segments stay until a flush is asked
+	 * for (test_persist covers flushes). */
+	f->opt.manual_background = 1;
 	*state = f;
 	return 0;
 }

@@ -250,9 +250,19 @@ static void test_op_decode_rejects(void **state)
 	assert_int_equal(n, 13);
 	assert_int_equal(kv_op_decode(good, n, &op), 13);
 
+	/* A range delete [key, value) must be non-empty. */
+	memcpy(buf, good, n);
+	buf[0] = KV_OP_DELRANGE;
+	assert_int_equal(kv_op_decode(buf, n, &op), 13);
+	n = (size_t)(kv_op_encode(buf, KV_OP_DELRANGE, "xy", 2, "abc", 3) - buf);
+	assert_int_equal(kv_op_decode(buf, n, &op), -EUCLEAN);
+	n = (size_t)(kv_op_encode(buf, KV_OP_DELRANGE, "abc", 3, "abc", 3) - buf);
+	assert_int_equal(kv_op_decode(buf, n, &op), -EUCLEAN);
+	n = (size_t)(kv_op_encode(good, KV_OP_PUT, "abc", 3, "xy", 2) - good);
+
 	/* Unknown types. */
 	for (int type = 0; type < 256; type++) {
-		if (type == KV_OP_PUT || type == KV_OP_DEL)
+		if (type == KV_OP_PUT || type == KV_OP_DEL || type == KV_OP_DELRANGE)
 			continue;
 		memcpy(buf, good, n);
 		buf[0] = (uint8_t)type;

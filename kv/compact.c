@@ -1,0 +1,620 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * compact.c - leveled compaction, and the filter that decides which
+ * versions a flush or compaction keeps.
+ *
+ * Shape: level 0 holds whole flushed memtables (they may overlap, newest
+ * first); each deeper level holds tables of disjoint key ranges, sorted,
+ * and is bounded: level 1 by level1_max_bytes, each next one 10x more.
+ *
+ * Picking (one compaction at a time, by the compaction thread):
+ *   - level 0 with l0_compact_trigger tables or more: all of level 0 and the
+ *     level-1 tables they overlap, into level 1 (taking all of level 0
+ *     keeps "a newer source holds newer versions of a key");
+ *   - else the level most over its bound (score = bytes / bound > 1): one
+ *     table, round robin through the key space (a per-level cursor), and
+ *     the tables of the next level it overlaps. A table with nothing to
+ *     overlap below moves down by a manifest edit alone (a trivial move);
+ *   - a full compaction (kv_compact): every table into the deepest level in
+ *     use (level 1 if only level 0 has any).
+ * The output is cut into tables of about table_target_size, only between
+ * two user keys, so that no key's versions straddle two tables of a level.
+ * Range tombstones go to every output table they overlap, clipped to the
+ * table's part of the key space, so tables of a level stay disjoint.
+ * "Bottom" (nothing older can be below) means every deeper level is empty;
+ * there, tombstones every reader sees are dropped with what they hide.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+/* ---- the filter ---- */
+
+/* The first reader point above @lsn: the oldest snapshot that sees it, or
+ * UINT64_MAX ("now"). */
+static uint64_t first_reader(const struct kv_cfilter *f, uint64_t lsn)
+{
+	size_t lo = 0, hi = f->nsnaps;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (f->snaps[mid] <= lsn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < f->nsnaps ? f->snaps[lo] : UINT64_MAX;
+}
+
+int kv_cfilter_keep(struct kv_cfilter *f, const uint8_t *ik, size_t iklen)
+{
+	size_t ulen = kv_ikey_ulen(iklen);
+	uint64_t lsn = kv_ikey_lsn(ik, iklen), q;
+	int first = !f->have || kv_ukey_cmp(ik, ulen, f->ukey, f->ulen) != 0;
+
+	if (first) {
+		if (f->ucap < ulen) {
+			uint8_t *p = realloc(f->ukey, ulen);
+
+			if (!p)
+				return -ENOMEM;
+			f->ukey = p;
+			f->ucap = ulen;
+		}
+		memcpy(f->ukey, ik, ulen);
+		f->ulen = ulen;
+		f->have = 1;
+	}
+	q = first_reader(f, lsn);
+	/* A newer version of the key is seen by every reader that sees this one. */
+	if (!first && q > f->prev_lsn) {
+		f->prev_lsn = lsn;
+		return 0;
+	}
+	f->prev_lsn = lsn;
+	/* Hidden by a range tombstone from every reader that would see it. */
+	if (f->rd && kv_rdset_cover(f->rd, ik, ulen, q) > lsn)
+		return 0;
+	/* A point tombstone at the bottom that every reader sees hides nothing. */
+	if (f->bottom && kv_ikey_kind(ik, iklen) == KV_IK_DEL && (!f->nsnaps || f->snaps[0] > lsn))
+		return 0;
+	return 1;
+}
+
+int kv_cfilter_drop_rdel(const struct kv_cfilter *f, uint64_t lsn)
+{
+	return f->bottom && (!f->nsnaps || f->snaps[0] > lsn);
+}
+
+uint64_t kv_level_max_bytes(const struct kv_db *db, int level)
+{
+	uint64_t b = db->opt.level1_max_bytes;
+
+	for (int l = 1; l < level; l++)
+		b *= 10;
+	return b;
+}
+
+/* ---- picking ---- */
+
+struct job {
+	int level, out_level; /* inputs from level and out_level */
+	struct kv_tref **in;  /* referenced */
+	size_t nin;
+	int bottom, trivial;
+};
+
+static uint64_t level_bytes(const struct kv_version *v, int l)
+{
+	uint64_t b = 0;
+
+	for (size_t i = 0; i < v->n[l]; i++)
+		b += v->files[l][i]->meta.size;
+	return b;
+}
+
+static int overlaps(const struct kv_file_meta *m, const uint8_t *lo, size_t lolen,
+		    const uint8_t *hi, size_t hilen)
+{
+	return kv_ukey_cmp(m->largest, kv_ikey_ulen(m->llen), lo, lolen) >= 0 &&
+	       kv_ukey_cmp(m->smallest, kv_ikey_ulen(m->slen), hi, hilen) <= 0;
+}
+
+static int job_add(struct job *j, struct kv_tref *t, size_t cap)
+{
+	if (!j->in) {
+		j->in = calloc(cap ? cap : 1, sizeof(*j->in));
+		if (!j->in)
+			return -ENOMEM;
+	}
+	atomic_fetch_add(&t->refs, 1);
+	j->in[j->nin++] = t;
+	return 0;
+}
+
+/* The user-key range of the inputs so far. */
+static void job_range(const struct job *j, const uint8_t **lo, size_t *lolen, const uint8_t **hi,
+		      size_t *hilen)
+{
+	for (size_t i = 0; i < j->nin; i++) {
+		const struct kv_file_meta *m = &j->in[i]->meta;
+		size_t sl = kv_ikey_ulen(m->slen), ll = kv_ikey_ulen(m->llen);
+
+		if (!i || kv_ukey_cmp(m->smallest, sl, *lo, *lolen) < 0) {
+			*lo = m->smallest;
+			*lolen = sl;
+		}
+		if (!i || kv_ukey_cmp(m->largest, ll, *hi, *hilen) > 0) {
+			*hi = m->largest;
+			*hilen = ll;
+		}
+	}
+}
+
+static int add_overlapping(struct job *j, const struct kv_version *v, size_t cap)
+{
+	const uint8_t *lo = NULL, *hi = NULL;
+	size_t lolen = 0, hilen = 0, first = j->nin;
+	int err = 0;
+
+	job_range(j, &lo, &lolen, &hi, &hilen);
+	for (size_t i = 0; i < v->n[j->out_level] && !err; i++)
+		if (overlaps(&v->files[j->out_level][i]->meta, lo, lolen, hi, hilen))
+			err = job_add(j, v->files[j->out_level][i], cap);
+	j->trivial = j->level > 0 && j->nin == 1 && first == 1;
+	return err;
+}
+
+static int deepest_in_use(const struct kv_version *v)
+{
+	for (int l = KV_MAX_LEVELS - 1; l > 0; l--)
+		if (v->n[l])
+			return l;
+	return 0;
+}
+
+static size_t total_files(const struct kv_version *v)
+{
+	size_t n = 0;
+
+	for (int l = 0; l < KV_MAX_LEVELS; l++)
+		n += v->n[l];
+	return n;
+}
+
+static int pick_full(struct kv_db *db, const struct kv_version *v, struct job *j)
+{
+	size_t cap = total_files(v);
+	int err = 0;
+
+	(void)db;
+	if (!cap)
+		return 0;
+	j->out_level = deepest_in_use(v);
+	if (!j->out_level)
+		j->out_level = 1;
+	j->level = 0;
+	for (int l = 0; l < KV_MAX_LEVELS && !err; l++)
+		for (size_t i = 0; i < v->n[l] && !err; i++)
+			err = job_add(j, v->files[l][i], cap);
+	j->bottom = 1;
+	return err ? err : 1;
+}
+
+static int pick_level(struct kv_db *db, const struct kv_version *v, struct job *j)
+{
+	double best = 1.0;
+	int level = -1, err;
+	size_t pick = 0;
+
+	if (v->n[0] >= (size_t)db->opt.l0_compact_trigger) {
+		level = 0;
+	} else {
+		for (int l = 1; l < KV_MAX_LEVELS - 1; l++) {
+			double score =
+				(double)level_bytes(v, l) / (double)kv_level_max_bytes(db, l);
+
+			if (score > best) {
+				best = score;
+				level = l;
+			}
+		}
+	}
+	if (level < 0)
+		return 0;
+	j->level = level;
+	j->out_level = level + 1;
+	if (level == 0) {
+		for (size_t i = 0; i < v->n[0]; i++) {
+			err = job_add(j, v->files[0][i], v->n[0] + v->n[1]);
+			if (err)
+				return err;
+		}
+	} else {
+		/* Round robin: the first table past the cursor. */
+		const uint8_t *cur = db->compact_cursor[level];
+		size_t curlen = db->compact_cursor_len[level];
+
+		for (pick = 0; cur && pick < v->n[level]; pick++)
+			if (kv_ukey_cmp(v->files[level][pick]->meta.smallest,
+					kv_ikey_ulen(v->files[level][pick]->meta.slen), cur,
+					curlen) > 0)
+				break;
+		if (pick == v->n[level])
+			pick = 0;
+		err = job_add(j, v->files[level][pick], 1 + v->n[level + 1]);
+		if (err)
+			return err;
+	}
+	err = add_overlapping(j, v, j->nin + v->n[j->out_level]);
+	if (err)
+		return err;
+	j->bottom = 1;
+	for (int l = j->out_level + 1; l < KV_MAX_LEVELS; l++)
+		if (v->n[l])
+			j->bottom = 0;
+	return 1;
+}
+
+static void set_cursor(struct kv_db *db, int level, const struct kv_file_meta *m)
+{
+	size_t ulen = kv_ikey_ulen(m->llen);
+	uint8_t *p = realloc(db->compact_cursor[level], ulen ? ulen : 1);
+
+	if (!p)
+		return;
+	memcpy(p, m->largest, ulen);
+	db->compact_cursor[level] = p;
+	db->compact_cursor_len[level] = ulen;
+}
+
+/* ---- running ---- */
+
+struct out {
+	struct kv_db *db;
+	struct job *j;
+	struct kv_vedit *e;
+	struct kv_table_builder *b;
+	uint64_t file_no;
+	uint8_t *lo; /* the current output's first user key (NULL: from -inf) */
+	size_t lolen;
+	int have_lo;
+	const struct kv_rdset *rd;
+	const struct kv_cfilter *f;
+	uint64_t written;
+	uint8_t *last; /* the last user key added */
+	size_t lastlen, lastcap;
+};
+
+static int out_open(struct out *o)
+{
+	char *path;
+	int err;
+
+	pthread_mutex_lock(&o->db->ver_mu);
+	o->file_no = o->db->next_file++;
+	pthread_mutex_unlock(&o->db->ver_mu);
+	path = kv_table_path(o->db, o->file_no);
+	if (!path)
+		return -ENOMEM;
+	err = kv_tb_create(o->db->env, &o->db->opt, path, o->file_no, NULL, &o->b);
+	free(path);
+	return err;
+}
+
+/* Clip every kept fragment to [lo, hi) (NULL = unbounded) into the table. */
+static int out_rdels(struct out *o, const uint8_t *hi, size_t hilen)
+{
+	for (size_t i = 0; o->rd && i < kv_rdset_fragments(o->rd); i++) {
+		const uint64_t *lsns;
+		struct kv_rtomb t;
+		size_t n;
+
+		kv_rdset_fragment(o->rd, i, &t, &lsns, &n);
+		if (o->have_lo && kv_ukey_cmp(t.end, t.elen, o->lo, o->lolen) <= 0)
+			continue;
+		if (hi && kv_ukey_cmp(t.start, t.slen, hi, hilen) >= 0)
+			break;
+		if (o->have_lo && kv_ukey_cmp(t.start, t.slen, o->lo, o->lolen) < 0) {
+			t.start = o->lo;
+			t.slen = o->lolen;
+		}
+		if (hi && kv_ukey_cmp(t.end, t.elen, hi, hilen) > 0) {
+			t.end = hi;
+			t.elen = hilen;
+		}
+		for (size_t k = 0; k < n; k++) {
+			int err;
+
+			if (kv_cfilter_drop_rdel(o->f, lsns[k]))
+				continue;
+			err = kv_tb_add_rangedel(o->b, t.start, t.slen, t.end, t.elen, lsns[k]);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/* Finish the current output, whose part of the key space ends at @hi. */
+static int out_close(struct out *o, const uint8_t *hi, size_t hilen)
+{
+	struct kv_table_props p = { 0 };
+	struct kv_file_meta fm;
+	int err = out_rdels(o, hi, hilen);
+
+	if (err) {
+		kv_tb_abandon(o->b);
+		o->b = NULL;
+		return err;
+	}
+	err = kv_tb_finish(o->b, &p);
+	o->b = NULL;
+	if (err)
+		return err;
+	if (p.entries || p.rangedels) {
+		fm = (struct kv_file_meta){ .level = (uint32_t)o->j->out_level,
+					    .file_no = o->file_no,
+					    .size = p.file_size,
+					    .entries = p.entries,
+					    .min_lsn = p.min_lsn,
+					    .max_lsn = p.max_lsn,
+					    .smallest = p.smallest,
+					    .slen = p.slen,
+					    .largest = p.largest,
+					    .llen = p.llen };
+		err = kv_vedit_add(o->e, &fm);
+		o->written += p.file_size;
+	} else {
+		char *path = kv_table_path(o->db, o->file_no);
+
+		if (path)
+			o->db->env->ops->unlink(o->db->env, path);
+		free(path);
+	}
+	kv_table_props_free(&p);
+	if (hi && !err) {
+		uint8_t *lo = realloc(o->lo, hilen);
+
+		if (!lo)
+			return -ENOMEM;
+		memcpy(lo, hi, hilen);
+		o->lo = lo;
+		o->lolen = hilen;
+		o->have_lo = 1;
+	}
+	return err;
+}
+
+/* Every range tombstone of the inputs, as one set. */
+static int job_rdset(const struct job *j, struct kv_rdset **out)
+{
+	struct kv_rtomb *t = NULL;
+	size_t n = 0, cap = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < j->nin && !err; i++) {
+		const struct kv_rdset *rd = kv_table_rangedels(j->in[i]->t);
+
+		for (size_t f = 0; f < kv_rdset_fragments(rd) && !err; f++) {
+			const uint64_t *lsns;
+			struct kv_rtomb b;
+			size_t nl;
+
+			kv_rdset_fragment(rd, f, &b, &lsns, &nl);
+			for (size_t k = 0; k < nl; k++) {
+				if (n == cap) {
+					struct kv_rtomb *p;
+
+					cap = cap ? cap * 2 : 16;
+					p = realloc(t, cap * sizeof(*p));
+					if (!p) {
+						err = -ENOMEM;
+						break;
+					}
+					t = p;
+				}
+				b.lsn = lsns[k];
+				t[n++] = b;
+			}
+		}
+	}
+	if (!err)
+		err = kv_rdset_build(t, n, out);
+	free(t);
+	return err;
+}
+
+static int merge_inputs(struct kv_db *db, struct job *j, struct kv_iiter **out)
+{
+	struct kv_iiter **kids = calloc(j->nin ? j->nin : 1, sizeof(*kids));
+	size_t n = 0;
+	int err = kids ? 0 : -ENOMEM;
+
+	(void)db;
+	for (; !err && n < j->nin; n++)
+		err = kv_table_iter(j->in[n]->t, &kids[n]);
+	if (err) {
+		for (size_t i = 0; i + 1 < n; i++)
+			kids[i]->ops->destroy(kids[i]);
+		free(kids);
+		return err;
+	}
+	err = kv_merge_new(kids, n, out);
+	free(kids);
+	return err;
+}
+
+/* Remember the user key just added (outputs are cut only between keys). */
+static int out_last(struct out *o, const uint8_t *ukey, size_t ulen)
+{
+	if (o->lastcap < ulen) {
+		uint8_t *p = realloc(o->last, ulen);
+
+		if (!p)
+			return -ENOMEM;
+		o->last = p;
+		o->lastcap = ulen;
+	}
+	memcpy(o->last, ukey, ulen);
+	o->lastlen = ulen;
+	return 0;
+}
+
+static int write_outputs(struct out *o, struct kv_iiter *it, struct kv_cfilter *f)
+{
+	uint64_t target = o->db->opt.table_target_size;
+	int err = 0;
+
+	for (it->ops->seek_first(it); it->valid && !err; it->ops->next(it)) {
+		size_t ulen = kv_ikey_ulen(it->klen);
+		int keep = kv_cfilter_keep(f, it->key, it->klen);
+
+		if (keep <= 0) {
+			err = keep;
+			continue;
+		}
+		if (o->b && kv_tb_size(o->b) >= target &&
+		    kv_ukey_cmp(it->key, ulen, o->last, o->lastlen) != 0)
+			err = out_close(o, it->key, ulen);
+		if (!err && !o->b)
+			err = out_open(o);
+		if (!err)
+			err = kv_tb_add(o->b, it->key, it->klen, it->val, it->vlen);
+		if (!err)
+			err = out_last(o, it->key, ulen);
+	}
+	if (!err)
+		err = it->err;
+	/* Tombstones with no data left around them still need a table. */
+	if (!err && !o->b && o->rd && kv_rdset_fragments(o->rd))
+		err = out_open(o);
+	if (!err && o->b)
+		err = out_close(o, NULL, 0);
+	return err;
+}
+
+/* A failed compaction removes the tables it wrote. */
+static void remove_outputs(struct kv_db *db, struct out *o)
+{
+	if (o->b)
+		kv_tb_abandon(o->b);
+	o->b = NULL;
+	for (size_t i = 0; i < o->e->nadd; i++) {
+		char *path = kv_table_path(db, o->e->add[i].file_no);
+
+		if (path)
+			db->env->ops->unlink(db->env, path);
+		free(path);
+	}
+}
+
+static uint64_t input_bytes(const struct job *j)
+{
+	uint64_t b = 0;
+
+	for (size_t i = 0; i < j->nin; i++)
+		b += j->in[i]->meta.size;
+	return b;
+}
+
+static int trivial_move(struct kv_db *db, struct job *j)
+{
+	struct kv_file_meta fm = j->in[0]->meta;
+	struct kv_vedit e;
+	int err;
+
+	kv_vedit_init(&e);
+	fm.level = (uint32_t)j->out_level;
+	err = kv_vedit_del(&e, (uint32_t)j->level, fm.file_no);
+	if (!err)
+		err = kv_vedit_add(&e, &fm);
+	pthread_mutex_lock(&db->ver_mu);
+	if (!err)
+		err = kv_version_apply(db, &e, NULL);
+	pthread_mutex_unlock(&db->ver_mu);
+	kv_vedit_free(&e);
+	return err;
+}
+
+static int run_job(struct kv_db *db, struct job *j)
+{
+	struct kv_cfilter f = { .bottom = j->bottom };
+	struct out o = { .db = db, .j = j, .f = &f };
+	struct kv_rdset *rd = NULL;
+	struct kv_iiter *it = NULL;
+	uint64_t *snaps = NULL;
+	struct kv_vedit e;
+	int err;
+
+	if (j->trivial)
+		return trivial_move(db, j);
+	kv_vedit_init(&e);
+	o.e = &e;
+	err = kv_snapshot_list(db, &snaps, &f.nsnaps);
+	if (!err)
+		err = job_rdset(j, &rd);
+	if (!err)
+		err = merge_inputs(db, j, &it);
+	if (err)
+		goto out;
+	f.snaps = snaps;
+	f.rd = rd;
+	o.rd = rd;
+	err = write_outputs(&o, it, &f);
+	for (size_t i = 0; i < j->nin && !err; i++)
+		err = kv_vedit_del(&e, (uint32_t)(j->in[i]->meta.level), j->in[i]->meta.file_no);
+	if (!err)
+		err = db->env->ops->sync_dir(db->env, db->dir);
+	if (!err) {
+		pthread_mutex_lock(&db->ver_mu);
+		err = kv_version_apply(db, &e, NULL);
+		pthread_mutex_unlock(&db->ver_mu);
+	}
+	if (err) {
+		kv_log(db, KV_LOG_ERROR, "%s: compaction of level %d into %d failed: %s", db->dir,
+		       j->level, j->out_level, strerror(-err));
+		remove_outputs(db, &o);
+	} else {
+		atomic_fetch_add(&db->compactions, 1);
+		atomic_fetch_add(&db->compact_read, input_bytes(j));
+		atomic_fetch_add(&db->compact_write, o.written);
+	}
+out:
+	if (it)
+		it->ops->destroy(it);
+	kv_rdset_free(rd);
+	free(snaps);
+	free(f.ukey);
+	free(o.lo);
+	free(o.last);
+	kv_vedit_free(&e);
+	return err;
+}
+
+int kv_compact_once(struct kv_db *db, int full)
+{
+	struct job j = { 0 };
+	struct kv_version *v;
+	int r;
+
+	pthread_mutex_lock(&db->ver_mu);
+	v = db->current;
+	atomic_fetch_add(&v->refs, 1);
+	pthread_mutex_unlock(&db->ver_mu);
+	r = full ? pick_full(db, v, &j) : pick_level(db, v, &j);
+	if (r > 0) {
+		if (!full && j.level > 0)
+			set_cursor(db, j.level, &j.in[0]->meta);
+		r = run_job(db, &j);
+		r = r ? r : 1;
+	}
+	for (size_t i = 0; i < j.nin; i++)
+		kv_tref_unref(j.in[i]);
+	free(j.in);
+	kv_version_unref(v);
+	return r;
+}

@@ -196,6 +196,10 @@ void kv_log(struct kv_db *db, enum kv_log_level level, const char *fmt, ...)
 unsigned kv_key_stripe(const void *key, size_t klen);
 
 /* ---- store.c: store directory, identity, segments ---- */
+#define KV_IDENT_NAME "KVSTORE"
+#define KV_LOCK_NAME "LOCK"
+/* Verify the identity file's bytes; logs what is wrong. 0 or -errno. */
+int kv_ident_check(const struct kv_options *opt, const char *path, const uint8_t *b, size_t len);
 int kv_store_open_dir(struct kv_db *db);
 /* Allocate a memtable with a fresh log buffer of @cap bytes. */
 int kv_mem_new(uint64_t cap, struct kv_mem **out);

@@ -60,26 +60,27 @@ static void ident_encode(uint8_t out[IDENT_SIZE])
 	kv_put_le64(out + 56, XXH3_64bits(out, 56));
 }
 
-static int ident_check(struct kv_db *db, const char *path, const uint8_t *b, size_t len)
+int kv_ident_check(const struct kv_options *opt, const char *path, const uint8_t *b, size_t len)
 {
 	uint32_t version, incompat;
 
 	if (len != IDENT_SIZE || memcmp(b, IDENT_MAGIC, 8)) {
-		kv_log(db, KV_LOG_ERROR,
-		       "%s: not a libkv identity file (expected %u bytes starting \"%s\")", path,
-		       IDENT_SIZE, IDENT_MAGIC);
+		kv_log_opt(opt, KV_LOG_ERROR,
+			   "%s: not a libkv identity file (expected %u bytes starting \"%s\")",
+			   path, IDENT_SIZE, IDENT_MAGIC);
 		return -EMEDIUMTYPE;
 	}
 	if (kv_get_le64(b + 56) != XXH3_64bits(b, 56)) {
-		kv_log(db, KV_LOG_ERROR, "%s: checksum mismatch at offset 56", path);
+		kv_log_opt(opt, KV_LOG_ERROR, "%s: checksum mismatch at offset 56", path);
 		return -EBADMSG;
 	}
 	version = kv_get_le32(b + 8);
 	incompat = kv_get_le32(b + 12);
 	if (version > KV_FORMAT_VERSION || (incompat & ~INCOMPAT_KNOWN)) {
-		kv_log(db, KV_LOG_ERROR,
-		       "%s: format version %u (incompatible features 0x%x) is newer than this libkv reads (version %u)",
-		       path, version, incompat, KV_FORMAT_VERSION);
+		kv_log_opt(
+			opt, KV_LOG_ERROR,
+			"%s: format version %u (incompatible features 0x%x) is newer than this libkv reads (version %u)",
+			path, version, incompat, KV_FORMAT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
 	return 0;
@@ -196,7 +197,7 @@ int kv_store_open_dir(struct kv_db *db)
 	if (err == -ENOENT) {
 		err = init_ident(db, ident_path);
 	} else if (!err) {
-		err = ident_check(db, ident_path, buf, len);
+		err = kv_ident_check(&db->opt, ident_path, buf, len);
 		if (!err && db->opt.error_if_exists) {
 			kv_log(db, KV_LOG_ERROR, "%s: a store already exists", db->dir);
 			err = -EEXIST;

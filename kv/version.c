@@ -187,6 +187,14 @@ static int level_cmp(const void *a, const void *b)
 	return kv_ikey_cmp(x->meta.smallest, x->meta.slen, y->meta.smallest, y->meta.slen);
 }
 
+static int readded(const struct kv_vedit *e, uint64_t file_no)
+{
+	for (size_t i = 0; i < e->nadd; i++)
+		if (e->add[i].file_no == file_no)
+			return 1;
+	return 0;
+}
+
 static int deleted(const struct kv_vedit *e, uint32_t level, uint64_t file_no)
 {
 	for (size_t i = 0; i < e->ndel; i++)
@@ -406,10 +414,14 @@ int kv_version_apply(struct kv_db *db, struct kv_vedit *e, struct kv_mem *drop)
 		db->log_min_seg = e->log_min_seg;
 		db->log_min_lsn = e->log_min_lsn;
 	}
+	/* A table moved down a level (deleted and re-added) stays. */
 	for (int l = 0; l < KV_MAX_LEVELS; l++)
-		for (size_t i = 0; i < db->current->n[l]; i++)
-			if (deleted(e, (uint32_t)l, db->current->files[l][i]->meta.file_no))
+		for (size_t i = 0; i < db->current->n[l]; i++) {
+			uint64_t no = db->current->files[l][i]->meta.file_no;
+
+			if (deleted(e, (uint32_t)l, no) && !readded(e, no))
 				atomic_store(&db->current->files[l][i]->obsolete, 1);
+		}
 	pthread_mutex_lock(&db->sv_mu);
 	err = super_replace(db, v, drop);
 	pthread_mutex_unlock(&db->sv_mu);

@@ -41,6 +41,12 @@ static size_t src_len(const struct wsrc *s)
 	return s->b ? s->b->len : kv_op_size(s->klen, s->vlen);
 }
 
+/* Key and value bytes (for write amplification). */
+static size_t user_len(const struct wsrc *s)
+{
+	return s->b ? s->b->len - (size_t)KV_OP_HEADER_SIZE * s->b->count : s->klen + s->vlen;
+}
+
 static int check_op(const void *key, size_t klen, size_t vlen)
 {
 	if (!key || !klen)
@@ -307,7 +313,7 @@ static int write_src(struct kv_db *db, const struct kv_write_options *wo, const 
 	err = write_mode(db, wo, s);
 	kv_guard_exit(db, g);
 	if (!err)
-		atomic_fetch_add_explicit(&db->user_bytes, src_len(s), memory_order_relaxed);
+		atomic_fetch_add_explicit(&db->user_bytes, user_len(s), memory_order_relaxed);
 	return err;
 }
 
@@ -392,7 +398,7 @@ static int write_async(struct kv_db *db, const struct kv_write_options *wo,
 		free(req);
 		return err;
 	}
-	atomic_fetch_add_explicit(&db->user_bytes, b->len, memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->user_bytes, user_len(&s), memory_order_relaxed);
 	if (early && b->count)
 		err = batch_backpressure(db, m, end);
 	else if (b->count)

@@ -74,7 +74,9 @@ struct kv_manifest;
 /*
  * Write a new manifest numbered @number in @dir holding @snapshot as its first
  * record, sync it, then point CURRENT at it (atomically, directory synced) and
- * remove the manifest CURRENT named before, if any. Returns the writer.
+ * remove the manifest CURRENT named before, if any. Returns the writer. On
+ * error CURRENT may already name the new manifest: the caller must fail the
+ * store (appending to the old one could be lost).
  */
 int kv_manifest_create(struct kv_env *env, const struct kv_options *log, const char *dir,
 		       uint64_t number, const struct kv_vedit *snapshot, struct kv_manifest **out);

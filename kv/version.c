@@ -433,12 +433,15 @@ int kv_version_apply(struct kv_db *db, struct kv_vedit *e, struct kv_mem *drop)
 	db->current = v;
 	v = NULL;
 	atomic_store(&db->l0_files, (int)db->current->n[0]);
+	/* A failed switch may leave CURRENT naming either manifest: the store
+	 * cannot go on appending to the old one. */
 	if (kv_manifest_size(db->manifest) > MANIFEST_ROLL_BYTES) {
-		int rerr = manifest_roll(db, db->current);
-
-		if (rerr)
-			kv_log(db, KV_LOG_WARN, "%s: cannot start a fresh manifest: %s", db->dir,
-			       strerror(-rerr));
+		err = manifest_roll(db, db->current);
+		if (err) {
+			kv_log(db, KV_LOG_ERROR, "%s: cannot start a fresh manifest: %s", db->dir,
+			       strerror(-err));
+			kv_commit_fail(db, err);
+		}
 	}
 out:
 	kv_version_unref(v);
@@ -497,7 +500,7 @@ static int find_table(void *arg, const char *name)
 	uint64_t no;
 
 	(void)arg;
-	return kv_table_parse_name(name, &no) ? 0 : 1;
+	return !kv_table_parse_name(name, &no) || !strncmp(name, "MANIFEST-", 9);
 }
 
 /* No CURRENT: a new store or one from before tables (format 1). */
@@ -506,8 +509,8 @@ static int no_manifest(struct kv_db *db)
 	int err = db->env->ops->list_dir(db->env, db->dir, find_table, NULL);
 
 	if (err == 1) {
-		kv_log(db, KV_LOG_ERROR, "%s/" KV_CURRENT_NAME ": missing, but tables exist",
-		       db->dir);
+		kv_log(db, KV_LOG_ERROR,
+		       "%s/" KV_CURRENT_NAME ": missing, but tables or a manifest exist", db->dir);
 		return -EUCLEAN;
 	}
 	db->log_min_seg = 0;

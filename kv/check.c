@@ -286,13 +286,26 @@ int kv_check(const char *dir, struct kv_env *env, kv_check_fn report, void *arg)
 	kv_options_init(&o);
 	o.log = log_to_report;
 	o.log_ctx = &c;
+	/* Not a store at all: say so, and write nothing into it. */
+	lock_path = join(dir, KV_IDENT_NAME);
+	if (!lock_path)
+		return -ENOMEM;
+	err = c.env->ops->exists(c.env, lock_path, NULL);
+	free(lock_path);
+	if (err)
+		return err == -ENOENT ? -EMEDIUMTYPE : err;
+	/* A missing LOCK is held by no one (open creates it). */
 	lock_path = join(dir, KV_LOCK_NAME);
 	if (!lock_path)
 		return -ENOMEM;
-	err = c.env->ops->open(c.env, lock_path, O_RDWR | O_CREAT, 0644, &lock);
+	err = c.env->ops->open(c.env, lock_path, O_RDWR, 0, &lock);
 	if (!err)
 		err = lock->env->ops->lock(lock);
 	free(lock_path);
+	if (err == -ENOENT) {
+		lock = NULL;
+		err = 0;
+	}
 	if (err) {
 		if (lock)
 			lock->env->ops->close(lock);
@@ -314,6 +327,7 @@ int kv_check(const char *dir, struct kv_env *env, kv_check_fn report, void *arg)
 		free(c.files[i].largest);
 	}
 	free(c.files);
-	lock->env->ops->close(lock);
+	if (lock)
+		lock->env->ops->close(lock);
 	return c.problems;
 }

@@ -53,7 +53,8 @@ void kv_options_init(struct kv_options *opt)
 	opt->log_buffer_size = 64u << 20;
 }
 
-static void vlog(const struct kv_options *opt, enum kv_log_level level, const char *fmt, va_list ap)
+static __attribute__((format(printf, 3, 0))) void
+vlog(const struct kv_options *opt, enum kv_log_level level, const char *fmt, va_list ap)
 {
 	char msg[1024];
 

@@ -183,7 +183,7 @@ int kv_store_open_dir(struct kv_db *db)
 	if (err == -ENOENT) {
 		/* Refuse a foreign directory before creating anything in it. */
 		db->env->ops->list_dir(db->env, db->dir, first_foreign, &foreign);
-		if (foreign) {
+		if (foreign || !db->opt.create_if_missing) {
 			err = init_ident(db, ident_path);
 			goto out;
 		}

@@ -262,7 +262,8 @@ int kv_compact(struct kv_db *db);
  * checksum, key order) and every WAL segment record. @report is called once
  * per problem with the file, the offset and what is wrong. Returns the
  * number of problems (0 = clean) or a negative errno if the store cannot be
- * checked at all (-ENOENT, -EBUSY if it is open, ...). @env NULL = real.
+ * checked at all (-ENOENT: no such directory, -EMEDIUMTYPE: no store in it,
+ * -EBUSY: it is open, ...). Nothing is written. @env NULL = real.
  */
 typedef void (*kv_check_fn)(void *arg, const char *file, uint64_t off, const char *problem);
 int kv_check(const char *dir, struct kv_env *env, kv_check_fn report, void *arg);

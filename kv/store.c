@@ -64,11 +64,18 @@ int kv_ident_check(const struct kv_options *opt, const char *path, const uint8_t
 {
 	uint32_t version, incompat;
 
-	if (len != IDENT_SIZE || memcmp(b, IDENT_MAGIC, 8)) {
-		kv_log_opt(opt, KV_LOG_ERROR,
-			   "%s: not a libkv identity file (expected %u bytes starting \"%s\")",
-			   path, IDENT_SIZE, IDENT_MAGIC);
+	if (len < 8 || memcmp(b, IDENT_MAGIC, 8)) {
+		kv_log_opt(
+			opt, KV_LOG_ERROR,
+			"%s: offset 0: not a libkv identity file (expected %u bytes starting \"%s\")",
+			path, IDENT_SIZE, IDENT_MAGIC);
 		return -EMEDIUMTYPE;
+	}
+	if (len != IDENT_SIZE) {
+		kv_log_opt(opt, KV_LOG_ERROR,
+			   "%s: offset %zu: the identity file is %u bytes, not %zu", path,
+			   len < IDENT_SIZE ? len : (size_t)IDENT_SIZE, IDENT_SIZE, len);
+		return -EUCLEAN;
 	}
 	if (kv_get_le64(b + 56) != XXH3_64bits(b, 56)) {
 		kv_log_opt(opt, KV_LOG_ERROR, "%s: checksum mismatch at offset 56", path);

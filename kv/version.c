@@ -119,6 +119,13 @@ int kv_tref_open(struct kv_db *db, const struct kv_file_meta *meta, struct kv_tr
 		goto fail;
 	err = kv_table_open(db->env, &db->opt, t->path, meta->file_no, meta->size, db->cache,
 			    &t->t);
+	if (err == -ENOENT) {
+		/* Named by the manifest: a missing table is damage, not "no store". */
+		kv_log(db, KV_LOG_ERROR,
+		       "%s: offset 0: missing, but the manifest names it (level %u)", t->path,
+		       meta->level);
+		err = -EUCLEAN;
+	}
 	if (err) {
 		meta_free(&t->meta);
 		goto fail;
@@ -555,11 +562,34 @@ out:
 	return err;
 }
 
-/* Tables no version names (a flush or compaction cut short): removed. */
+/*
+ * Tables no version names: a flush or compaction cut short before its edit,
+ * removed. Unless the table holds writes at or past log_min_lsn and no WAL
+ * segment was replayed: then the only copy of those writes is in it, and the
+ * manifest lost the edit that named it (a damaged last record): refused.
+ */
 struct orphans {
 	struct kv_db *db;
 	int removed;
+	int have_log; /* WAL segments were replayed from log_min_lsn */
 };
+
+static int orphan_needed(struct orphans *o, uint64_t no, const char *path)
+{
+	struct kv_table *t;
+	int needed;
+
+	if (o->have_log || kv_table_open(o->db->env, &o->db->opt, path, no, 0, NULL, &t))
+		return 0;
+	needed = kv_table_props(t)->max_lsn >= o->db->log_min_lsn &&
+		 (kv_table_props(t)->entries || kv_table_props(t)->rangedels);
+	kv_table_close(t);
+	if (needed)
+		kv_log(o->db, KV_LOG_ERROR,
+		       "%s: offset 0: holds writes past LSN %llu where the manifest says the log starts, and no WAL segment has them: the manifest lost the edit that names this table",
+		       path, (unsigned long long)o->db->log_min_lsn);
+	return needed;
+}
 
 static int in_shape(struct kv_version *v, uint64_t no)
 {
@@ -581,6 +611,10 @@ static int drop_orphan(void *arg, const char *name)
 	path = kv_table_path(o->db, no);
 	if (!path)
 		return -ENOMEM;
+	if (orphan_needed(o, no, path)) {
+		free(path);
+		return -EUCLEAN;
+	}
 	kv_log(o->db, KV_LOG_INFO, "%s: removing a table no version names", path);
 	o->db->env->ops->unlink(o->db->env, path);
 	if (no >= o->db->next_file)
@@ -592,7 +626,8 @@ static int drop_orphan(void *arg, const char *name)
 
 int kv_version_start(struct kv_db *db, struct kv_mem **mems, int nmem)
 {
-	struct orphans o = { .db = db };
+	/* mems[0] is the new active memtable; the rest were replayed. */
+	struct orphans o = { .db = db, .have_log = nmem > 1 };
 	struct kv_super *s;
 	int err;
 

@@ -586,7 +586,7 @@ static int orphan_needed(struct orphans *o, uint64_t no, const char *path)
 	kv_table_close(t);
 	if (needed)
 		kv_log(o->db, KV_LOG_ERROR,
-		       "%s: offset 0: holds writes past LSN %llu where the manifest says the log starts, and no WAL segment has them: the manifest lost the edit that names this table",
+		       "%s: offset 0: holds writes past LSN %llu where the manifest says the log starts, and no WAL segment has them: the manifest edit that names this table is missing",
 		       path, (unsigned long long)o->db->log_min_lsn);
 	return needed;
 }

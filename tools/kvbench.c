@@ -15,13 +15,18 @@
  *            reads it: read latency with the writer holding the key's lock
  *            across its commit (locked) against multi-version reads (sync),
  *            each against a baseline with no writer on the same store;
- *   all      the three in turn, then the ratios the project reports.
+ *   all      the three in turn, then the ratios the project reports;
+ *   persist  (kvbench_persist.c) the read and write paths once the data has
+ *            outgrown the memtable and the block cache: fill, random and
+ *            sequential reads, reads under a writer, amplification after a
+ *            full compaction. Not part of all, which is the write path.
  *
  * It is built on kv.h alone. Latency is clock_gettime(CLOCK_MONOTONIC) around
  * each operation, kept in a per-thread log-bucketed histogram (128 linear
  * sub-buckets per power of two, so a percentile is within 0.4% of the true
  * value) and merged at the end; no allocation or lock on the measured path.
- * The histogram, the tables and the JSON file are in kvbench_report.c.
+ * Recording is inline in kvbench.h; percentiles, the tables and the JSON
+ * file are in kvbench_report.c.
  *
  * Every store is a fresh directory under --dir named kvbench-PID-WHAT, removed
  * at the end of its run unless --keep.
@@ -55,42 +60,9 @@
 #define DISK_MAX_BLOCKS 16384u /* the disk test's file is at most 64 MiB */
 #define HOT_KEY "hot"
 
-/* ---- latency histogram: recording (the rest is in kvbench_report.c) ------- */
+/* ---- time, small helpers (clocks and randomness are inline in kvbench.h) ---- */
 
-/*
- * Values below 256 get a bucket each; above, the bucket is the value's top
- * eight bits (128..255) and its shift, so index = 128 * shift + top.
- */
-static unsigned hist_index(uint64_t v)
-{
-	unsigned shift;
-
-	if (v < 2 * HIST_SUB)
-		return (unsigned)v;
-	shift = (unsigned)(63 - __builtin_clzll(v)) - 7;
-	return HIST_SUB * shift + (unsigned)(v >> shift);
-}
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-	h->b[hist_index(v)]++;
-	h->count++;
-	h->sum += v;
-	if (v > h->max)
-		h->max = v;
-}
-
-/* ---- time, randomness, small helpers ------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_until_ns(uint64_t deadline)
+void sleep_until_ns(uint64_t deadline)
 {
 	struct timespec ts = {
 		.tv_sec = (time_t)(deadline / 1000000000u),
@@ -99,15 +71,6 @@ static void sleep_until_ns(uint64_t deadline)
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
-}
-
-/* xorshift64*: per-thread, no shared state on the measured path. */
-static uint64_t rng_next(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 0x2545f4914f6cdd1dull;
 }
 
 void die(const char *fmt, ...)
@@ -122,7 +85,7 @@ void die(const char *fmt, ...)
 	exit(1);
 }
 
-static void *xcalloc(size_t n, size_t size)
+void *xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n, size);
 
@@ -155,11 +118,13 @@ static void cfg_defaults(struct bench_cfg *c)
 	c->value_size = 1024;
 	c->keys = 100000;
 	c->writers = 8;
+	c->persist_threads = PERSIST_THREADS;
+	c->persist_seconds = PERSIST_SECONDS;
 }
 
 /* ---- stores ------------------------------------------------------------------ */
 
-static void store_path(char *buf, size_t cap, const struct bench_cfg *c, const char *what)
+void store_path(char *buf, size_t cap, const struct bench_cfg *c, const char *what)
 {
 	int n = snprintf(buf, cap, "%s/kvbench-%ld-%s", c->dir, (long)getpid(), what);
 
@@ -177,14 +142,13 @@ static int rm_entry(const char *path, const struct stat *sb, int type, struct FT
 	return 0;
 }
 
-static void store_remove(const char *path)
+void store_remove(const char *path)
 {
 	if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
 		fprintf(stderr, "kvbench: remove %s: %s\n", path, strerror(errno));
 }
 
-static struct kv_db *store_create(const struct bench_cfg *c, const char *path,
-				  enum kv_durability mode)
+struct kv_db *store_create(const struct bench_cfg *c, const char *path, enum kv_durability mode)
 {
 	struct kv_options opt;
 	struct kv_db *db;
@@ -199,6 +163,8 @@ static struct kv_db *store_create(const struct bench_cfg *c, const char *path,
 	opt.durability = mode;
 	if (c->log_buffer_size)
 		opt.log_buffer_size = c->log_buffer_size;
+	if (c->block_cache_size)
+		opt.block_cache_size = c->block_cache_size;
 	err = kv_open(path, &opt, &db);
 	if (err && !c->keep)
 		store_remove(path);
@@ -207,7 +173,7 @@ static struct kv_db *store_create(const struct bench_cfg *c, const char *path,
 	return db;
 }
 
-static void store_done(const struct bench_cfg *c, struct kv_db *db, const char *path)
+void store_done(const struct bench_cfg *c, struct kv_db *db, const char *path)
 {
 	int err = kv_close(db);
 
@@ -524,6 +490,9 @@ static void usage(FILE *f)
 	      "  hotread   read latency of one hot key, without and with writers of it\n"
 	      "  all       disk, commit and hotread with short defaults (about 90 s),\n"
 	      "            then the ratios the project reports\n"
+	      "  persist   data 10x the memtable: fillrandom, readrandom, readseq,\n"
+	      "            readwhilewriting, then write and space amplification after\n"
+	      "            kv_compact (not part of all)\n"
 	      "\n"
 	      "options (the command each applies to in brackets):\n"
 	      "  --dir D             where stores and files are made (default /var/tmp)\n"
@@ -531,13 +500,18 @@ static void usage(FILE *f)
 	      "  --json FILE         also write every parameter and result to FILE\n"
 	      "  --ops N             [disk] synced writes (default 1000)\n"
 	      "  --threads LIST      [commit] thread counts (default 1,2,4,8,16)\n"
+	      "  --threads N         [persist] readers in readrandom and readwhilewriting (4)\n"
 	      "  --modes LIST        [commit] default fsync-per-op,sync,batch;\n"
 	      "                      [hotread] default locked,sync\n"
-	      "  --seconds S         [commit, hotread, all] per run (default 4) or phase (6)\n"
-	      "  --value-size N      [commit, hotread, all] value bytes (default 1024)\n"
-	      "  --keys N            [commit, all] distinct random keys (default 100000)\n"
+	      "  --seconds S         [commit, hotread, all, persist] per run (default 4) or\n"
+	      "                      phase (hotread 6, persist 10: readrandom, readwhilewriting)\n"
+	      "  --value-size N      [commit, hotread, all, persist] value bytes (default 1024)\n"
+	      "  --keys N            [commit, all] distinct random keys (default 100000);\n"
+	      "                      [persist] keys filled (default: 10 log buffers of data)\n"
 	      "  --writers N         [hotread, all] writers of the hot key (default 8)\n"
-	      "  --log-buffer MIB    [commit, hotread, all] log buffer size (default: engine's)\n"
+	      "  --log-buffer MIB    [commit, hotread, all, persist] log buffer size\n"
+	      "                      (default: the engine's; persist 16)\n"
+	      "  --cache MIB         [persist] block cache size (default 8)\n"
 	      "  -h, --help          this text\n"
 	      "\n"
 	      "modes: sync, batch, fsync-per-op, locked (see kv.h, enum kv_durability)\n",
@@ -627,6 +601,7 @@ enum opt_id {
 	OPT_KEYS,
 	OPT_WRITERS,
 	OPT_LOG_BUFFER,
+	OPT_CACHE,
 };
 
 static const struct option long_opts[] = {
@@ -641,6 +616,7 @@ static const struct option long_opts[] = {
 	{ "keys", required_argument, NULL, OPT_KEYS },
 	{ "writers", required_argument, NULL, OPT_WRITERS },
 	{ "log-buffer", required_argument, NULL, OPT_LOG_BUFFER },
+	{ "cache", required_argument, NULL, OPT_CACHE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -652,19 +628,21 @@ static unsigned opt_cmds(int id)
 	case OPT_OPS:
 		return CMD_DISK | CMD_ALL;
 	case OPT_THREADS:
-		return CMD_COMMIT | CMD_ALL;
+		return CMD_COMMIT | CMD_ALL | CMD_PERSIST;
 	case OPT_MODES:
 		return CMD_COMMIT | CMD_HOTREAD;
 	case OPT_KEYS:
-		return CMD_COMMIT | CMD_ALL;
+		return CMD_COMMIT | CMD_ALL | CMD_PERSIST;
 	case OPT_WRITERS:
 		return CMD_HOTREAD | CMD_ALL;
+	case OPT_CACHE:
+		return CMD_PERSIST;
 	case OPT_SECONDS:
 	case OPT_VALUE_SIZE:
 	case OPT_LOG_BUFFER:
-		return CMD_COMMIT | CMD_HOTREAD | CMD_ALL;
+		return CMD_COMMIT | CMD_HOTREAD | CMD_ALL | CMD_PERSIST;
 	default:
-		return CMD_DISK | CMD_COMMIT | CMD_HOTREAD | CMD_ALL;
+		return CMD_DISK | CMD_COMMIT | CMD_HOTREAD | CMD_ALL | CMD_PERSIST;
 	}
 }
 
@@ -692,7 +670,10 @@ static void apply_opt(struct bench_cfg *c, int id, const char *arg)
 		c->disk_ops = parse_num("--ops", arg, 1, 100000000);
 		break;
 	case OPT_THREADS:
-		c->nthreads = parse_list("--threads", arg, parse_thread_item, c->threads);
+		if (c->cmd == CMD_PERSIST)
+			c->persist_threads = (unsigned)parse_num("--threads", arg, 1, MAX_THREADS);
+		else
+			c->nthreads = parse_list("--threads", arg, parse_thread_item, c->threads);
 		break;
 	case OPT_MODES:
 		if (c->cmd == CMD_COMMIT)
@@ -702,19 +683,23 @@ static void apply_opt(struct bench_cfg *c, int id, const char *arg)
 			c->nhot_modes = parse_list("--modes", arg, parse_mode_item, c->hot_modes);
 		break;
 	case OPT_SECONDS:
-		c->commit_seconds = c->hot_seconds = parse_seconds(arg);
+		c->commit_seconds = c->hot_seconds = c->persist_seconds = parse_seconds(arg);
 		break;
 	case OPT_VALUE_SIZE:
 		c->value_size = (size_t)parse_num("--value-size", arg, 1, KV_MAX_VALUE);
 		break;
 	case OPT_KEYS:
 		c->keys = parse_num("--keys", arg, 1, UINT64_MAX / 2);
+		c->keys_set = true;
 		break;
 	case OPT_WRITERS:
 		c->writers = (unsigned)parse_num("--writers", arg, 1, MAX_THREADS);
 		break;
 	case OPT_LOG_BUFFER:
 		c->log_buffer_size = (size_t)parse_num("--log-buffer", arg, 1, 256) << 20;
+		break;
+	case OPT_CACHE:
+		c->block_cache_size = (size_t)parse_num("--cache", arg, 1, 65536) << 20;
 		break;
 	}
 }
@@ -729,7 +714,34 @@ static enum cmd parse_cmd(const char *s)
 		return CMD_HOTREAD;
 	if (!strcmp(s, "all"))
 		return CMD_ALL;
+	if (!strcmp(s, "persist"))
+		return CMD_PERSIST;
 	bad_usage("unknown command '%s'", s);
+}
+
+/*
+ * persist sizes its data from the memtable: unless given, a 16 MiB log
+ * buffer, an 8 MiB block cache, and keys for PERSIST_DATA_FACTOR log
+ * buffers of key + value bytes.
+ */
+static void cfg_finish(struct bench_cfg *c)
+{
+	size_t per_key;
+
+	if (c->cmd != CMD_PERSIST)
+		return;
+	if (c->value_size < PERSIST_VALUE_MIN)
+		bad_usage("--value-size: persist needs at least %u bytes (a value starts with its "
+			  "key's index and its generation, which the readers check)",
+			  PERSIST_VALUE_MIN);
+	if (!c->log_buffer_size)
+		c->log_buffer_size = PERSIST_LOG_BUFFER;
+	if (!c->block_cache_size)
+		c->block_cache_size = PERSIST_CACHE;
+	per_key = PERSIST_KEY_SIZE + c->value_size;
+	if (!c->keys_set)
+		c->keys = ((uint64_t)PERSIST_DATA_FACTOR * c->log_buffer_size + per_key - 1) /
+			  per_key;
 }
 
 static void parse_args(int argc, char **argv, struct bench_cfg *c)
@@ -760,6 +772,7 @@ static void parse_args(int argc, char **argv, struct bench_cfg *c)
 	}
 	if (optind < argc - 1)
 		bad_usage("unexpected argument '%s'", argv[optind + 1]);
+	cfg_finish(c);
 }
 
 int main(int argc, char **argv)
@@ -783,6 +796,8 @@ int main(int argc, char **argv)
 		commit_all(&c, &res);
 	if (c.cmd & (CMD_HOTREAD | CMD_ALL))
 		hot_all(&c, &res);
+	if (c.cmd & CMD_PERSIST)
+		persist_run(&c, &res);
 	ratios_compute(&res, &q);
 	if (c.cmd == CMD_ALL)
 		ratios_print(&c, &q);

@@ -8,13 +8,15 @@
  * and is bounded: level 1 by level1_max_bytes, each next one 10x more.
  *
  * Picking (one compaction at a time, by the compaction thread):
- *   - level 0 with l0_compact_trigger tables or more: all of level 0 and the
- *     level-1 tables they overlap, into level 1 (taking all of level 0
- *     keeps "a newer source holds newer versions of a key");
- *   - else the level most over its bound (score = bytes / bound > 1): one
- *     table, round robin through the key space (a per-level cursor), and
- *     the tables of the next level it overlaps. A table with nothing to
- *     overlap below moves down by a manifest edit alone (a trivial move);
+ *   - the level with the highest score >= 1: level 0 scores its table count
+ *     over l0_compact_trigger, deeper levels their bytes over their bound;
+ *   - level 0: all of it and the level-1 tables it overlaps, into level 1
+ *     (taking all of level 0 keeps "a newer source holds newer versions of
+ *     a key");
+ *   - a deeper level: one table, round robin through the key space (a
+ *     per-level cursor), and the tables of the next level it overlaps. A
+ *     table with nothing to overlap below moves down by a manifest edit
+ *     alone (a trivial move);
  *   - a full compaction (kv_compact): every table into the deepest level in
  *     use (level 1 if only level 0 has any).
  * The output is cut into tables of about table_target_size, only between

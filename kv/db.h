@@ -174,6 +174,8 @@ struct kv_db {
 	_Atomic int bg_stop;			/* [atomic; set under bg_mu] */
 	_Atomic int imm;			/* [atomic] immutable memtables not yet flushed */
 	uint64_t flushed_seq;			/* [bg_mu] flushes completed */
+	uint64_t flush_attempts;		/* [bg_mu] flushes tried */
+	int flush_err;				/* [bg_mu] result of the last one tried */
 	int flush_req;				/* [bg_mu] kv_flush callers waiting */
 	int compact_req;			/* [bg_mu] kv_compact: full compactions wanted */
 	int compacting;				/* [bg_mu] a compaction is running */

@@ -310,6 +310,8 @@ static void *flush_main(void *arg)
 		err = flush_mem(db, m);
 		kv_mem_unref(m);
 		pthread_mutex_lock(&db->bg_mu);
+		db->flush_attempts++;
+		db->flush_err = err;
 		if (err) {
 			db->bg_error = err;
 			pthread_cond_broadcast(&db->progress_cv);
@@ -344,7 +346,7 @@ static int rotate_active(struct kv_db *db)
 
 int kv_flush(struct kv_db *db)
 {
-	uint64_t target;
+	uint64_t target, attempts;
 	int err;
 
 	if (atomic_load(&db->failed))
@@ -354,12 +356,15 @@ int kv_flush(struct kv_db *db)
 		return err;
 	pthread_mutex_lock(&db->bg_mu);
 	target = db->flushed_seq + (uint64_t)atomic_load(&db->imm);
+	attempts = db->flush_attempts;
 	db->flush_req++;
 	pthread_cond_broadcast(&db->bg_cv);
+	/* An error counts only from an attempt made after this call began. */
 	while (db->flushed_seq < target && !db->bg_stop && !atomic_load(&db->failed)) {
-		err = db->bg_error;
-		if (err)
+		if (db->flush_attempts != attempts && db->flush_err) {
+			err = db->flush_err;
 			break;
+		}
 		timed_wait(&db->progress_cv, &db->bg_mu, 100);
 	}
 	db->flush_req--;

@@ -722,11 +722,12 @@ static enum cmd parse_cmd(const char *s)
 /*
  * persist sizes its data from the memtable: unless given, a 16 MiB log
  * buffer, an 8 MiB block cache, and keys for PERSIST_DATA_FACTOR log
- * buffers of key + value bytes.
+ * buffers of key + value bytes. A write may take at most a quarter of the
+ * log buffer (kv.h, KV_MAX_VALUE), which bounds the fill's batches.
  */
 static void cfg_finish(struct bench_cfg *c)
 {
-	size_t per_key;
+	size_t per_op, quarter, per_key;
 
 	if (c->cmd != CMD_PERSIST)
 		return;
@@ -738,6 +739,14 @@ static void cfg_finish(struct bench_cfg *c)
 		c->log_buffer_size = PERSIST_LOG_BUFFER;
 	if (!c->block_cache_size)
 		c->block_cache_size = PERSIST_CACHE;
+	per_op = PERSIST_KEY_SIZE + c->value_size + PERSIST_OP_SLACK;
+	quarter = c->log_buffer_size / 4;
+	if (per_op > quarter)
+		bad_usage("--value-size %zu: a write may take at most a quarter of the %zu MiB log "
+			  "buffer; raise --log-buffer",
+			  c->value_size, c->log_buffer_size >> 20);
+	c->persist_batch = quarter / per_op < PERSIST_BATCH ? (unsigned)(quarter / per_op) :
+							      PERSIST_BATCH;
 	per_key = PERSIST_KEY_SIZE + c->value_size;
 	if (!c->keys_set)
 		c->keys = ((uint64_t)PERSIST_DATA_FACTOR * c->log_buffer_size + per_key - 1) /

@@ -438,7 +438,7 @@ static int merge_inputs(struct kv_db *db, struct job *j, struct kv_iiter **out)
 
 	(void)db;
 	for (; !err && n < j->nin; n++)
-		err = kv_table_iter(j->in[n]->t, &kids[n]);
+		err = kv_table_iter_bulk(j->in[n]->t, &kids[n]);
 	if (err) {
 		for (size_t i = 0; i + 1 < n; i++)
 			kids[i]->ops->destroy(kids[i]);

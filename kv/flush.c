@@ -405,6 +405,13 @@ static void *compact_main(void *arg)
 				timed_wait(&db->bg_cv, &db->bg_mu, 200);
 			continue;
 		}
+		if (r > 0) {
+			/* Free what the compaction replaced (its tables are unlinked
+			 * with their last reference) before anyone is told. */
+			pthread_mutex_unlock(&db->bg_mu);
+			kv_super_reclaim(db, 1);
+			pthread_mutex_lock(&db->bg_mu);
+		}
 		if (full) {
 			db->compact_err = 0;
 			db->compact_req = 0;

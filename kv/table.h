@@ -106,6 +106,9 @@ int kv_table_get(struct kv_table *t, const void *key, size_t klen, uint64_t snap
 /* An internal iterator over every entry (all versions) of the table. The
  * table must outlive it. */
 int kv_table_iter(struct kv_table *t, struct kv_iiter **out);
+/* The same for a compaction: blocks not in the cache are read for the
+ * iterator alone, not added (a bulk read must not evict the readers'). */
+int kv_table_iter_bulk(struct kv_table *t, struct kv_iiter **out);
 
 /*
  * Verify every byte of table @path: footer, every block checksum, index

@@ -107,6 +107,7 @@ struct tblock {
 struct bref {
 	struct tblock *b;
 	struct kv_cache_handle *h;
+	int nofill; /* a block missing from the cache is not added (bulk reads) */
 };
 
 static int t_bad(const struct kv_table *t, int err, const struct kv_tbl_err *e)
@@ -188,7 +189,7 @@ static int get_block(struct kv_table *t, size_t i, struct bref *ref)
 		return err;
 	ref->h = NULL;
 	ref->b = b;
-	if (!t->cache)
+	if (!t->cache || ref->nofill)
 		return 0;
 	ref->h = kv_cache_insert(t->cache, t->file_no, t->idx[i].off, b,
 				 sizeof(*b) + t->idx[i].size + KV_TBL_TRAILER, free);
@@ -719,7 +720,7 @@ static const struct kv_iiter_ops titer_ops = {
 	.destroy = ti_destroy,
 };
 
-int kv_table_iter(struct kv_table *t, struct kv_iiter **out)
+static int table_iter(struct kv_table *t, int nofill, struct kv_iiter **out)
 {
 	struct titer *ti = calloc(1, sizeof(*ti));
 
@@ -727,6 +728,17 @@ int kv_table_iter(struct kv_table *t, struct kv_iiter **out)
 		return -ENOMEM;
 	ti->it.ops = &titer_ops;
 	ti->t = t;
+	ti->ref.nofill = nofill;
 	*out = &ti->it;
 	return 0;
+}
+
+int kv_table_iter(struct kv_table *t, struct kv_iiter **out)
+{
+	return table_iter(t, 0, out);
+}
+
+int kv_table_iter_bulk(struct kv_table *t, struct kv_iiter **out)
+{
+	return table_iter(t, 1, out);
 }

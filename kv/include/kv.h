@@ -253,7 +253,9 @@ int kv_iter_status(const struct kv_iter *it);
  * segment deleted. */
 int kv_flush(struct kv_db *db);
 /* kv_flush, then compact everything into the deepest level in use, dropping
- * what no snapshot needs; waits. */
+ * what no snapshot needs; waits. The replaced tables are deleted before it
+ * returns, except those an open iterator still reads (deleted when it is
+ * destroyed). */
 int kv_compact(struct kv_db *db);
 
 /*
@@ -290,13 +292,14 @@ struct kv_stats {
 	uint64_t flushes, flush_bytes;	      /* memtables flushed, table bytes */
 	uint64_t compactions;
 	uint64_t compact_read_bytes, compact_write_bytes;
-	uint64_t user_bytes;	      /* key + value bytes of writes accepted */
-	double write_amp;	      /* (WAL + flush + compaction bytes) / user_bytes */
-	double space_amp;	      /* all table bytes / bytes of the deepest level */
-	uint64_t stalls, stall_ns;    /* writer stalls on memory or level 0 */
+	uint64_t user_bytes;	   /* key + value bytes of writes accepted */
+	double write_amp;	   /* (WAL + flush + compaction bytes) / user_bytes */
+	double space_amp;	   /* all table bytes / bytes of the deepest level
+				    * (1.0 right after kv_compact) */
+	uint64_t stalls, stall_ns; /* writer stalls on memory or level 0 */
 	uint64_t cache_hits, cache_misses, cache_bytes;
-	uint64_t snapshots;	      /* live snapshots */
-	int bg_error;		      /* 0, or the last flush/compaction error */
+	uint64_t snapshots; /* live snapshots */
+	int bg_error;	    /* 0, or the last flush/compaction error */
 };
 int kv_stats(struct kv_db *db, struct kv_stats *st);
 

@@ -48,42 +48,7 @@
 #include <cmocka.h>
 
 #include "kv.h"
-#include "kv_test_util.h"
-
-/* Iterators (and snapshots) a test holds, so that teardown can free them
- * after a failure: a db must not be closed under them. */
-#define LIVE_MAX 8
-static struct kv_iter *live_iter[LIVE_MAX];
-
-static int iter_open(struct kv_db *db, const struct kv_snapshot *s, struct kv_iter **out)
-{
-	int err = kv_iter_create(db, s, out);
-
-	for (int i = 0; !err && i < LIVE_MAX; i++)
-		if (!live_iter[i]) {
-			live_iter[i] = *out;
-			break;
-		}
-	return err;
-}
-
-static void iter_close(struct kv_iter *it)
-{
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live_iter[i] == it)
-			live_iter[i] = NULL;
-	kv_iter_destroy(it);
-}
-
-/* After a failure: what the test still held. */
-static void live_free(struct kv_db *db)
-{
-	for (int i = 0; i < LIVE_MAX; i++) {
-		if (live_iter[i])
-			kv_iter_destroy(live_iter[i]);
-		live_iter[i] = NULL;
-	}
-}
+#include "persist_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -115,34 +80,24 @@ const char *__asan_default_options(void)
 #define VAL_MIN 1000u
 #define VAL_SPREAD 2000u /* values of 1000..2999 bytes */
 
-struct fx {
-	char *dir;
-	struct kvt_log log;
-	struct kv_options opt;
-	struct kv_db *db;
-};
-
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
+	struct kvp_store *s = calloc(1, sizeof(*s));
 
-	if (!f)
+	if (!s || kvp_store_init(s, "bigdata", 0)) {
+		free(s);
 		return -1;
-	f->dir = kvt_mkdtemp("bigdata");
-	*state = f;
+	}
+	*state = s;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
+	struct kvp_store *s = *state;
 
-	live_free(f->db);
-	if (f->db)
-		kv_close(f->db);
-	kvt_rmrf(f->dir);
-	free(f->dir);
-	free(f);
+	kvp_store_fini(s);
+	free(s);
 	return 0;
 }
 
@@ -178,14 +133,6 @@ static int reset_peak(void)
 	return ok ? 0 : -1;
 }
 
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 static size_t key_of(uint32_t i, char *key)
 {
 	return (size_t)sprintf(key, "b%010u", i);
@@ -193,15 +140,9 @@ static size_t key_of(uint32_t i, char *key)
 
 static size_t val_of(uint32_t i, unsigned ver, uint8_t *buf)
 {
-	uint64_t h = mix(((uint64_t)i << 8) | ver);
-	size_t len = VAL_MIN + h % VAL_SPREAD;
+	uint64_t h = kvp_mix(((uint64_t)i << 8) | ver);
 
-	for (size_t k = 0; k < len; k += 8) {
-		h = mix(h);
-		memcpy(buf + k, &h, len - k < 8 ? len - k : 8);
-	}
-	snprintf((char *)buf, 24, "%u.%u:", i, ver);
-	return len;
+	return kvp_value(buf, VAL_MIN + h % VAL_SPREAD, h, "%u.%u:", i, ver);
 }
 
 /* The version of key @i after the writes: every 8th key was rewritten. */
@@ -234,13 +175,6 @@ static void rss_bound(const struct kv_options *o, double data, struct bound *b)
 		   b->quarantine + b->slack;
 }
 
-static void check_stats(struct fx *f, struct kv_stats *st)
-{
-	assert_int_equal(kv_stats(f->db, st), 0);
-	if (st->failed || st->bg_error)
-		fail_msg("failed %d, bg_error %d; log:\n%s", st->failed, st->bg_error, f->log.text);
-}
-
 static double now(void)
 {
 	struct timespec ts;
@@ -251,7 +185,7 @@ static double now(void)
 
 static void test_bigdata(void **state)
 {
-	struct fx *f = *state;
+	struct kvp_store *f = *state;
 	struct kv_write_options wo = { .durability = KV_DUR_BATCH };
 	struct kv_stats st;
 	struct bound b;
@@ -265,7 +199,6 @@ static void test_bigdata(void **state)
 	uint32_t scanned = 0;
 	uint64_t hits0, misses0;
 
-	kvt_options(&f->opt, NULL, &f->log);
 	f->opt.log_buffer_size = 1 << 20;
 	f->opt.max_immutable = 2;
 	f->opt.block_cache_size = 1 << 20;
@@ -285,7 +218,7 @@ static void test_bigdata(void **state)
 	while (step % 2 == 0 || n % step == 0)
 		step++;
 
-	assert_int_equal(kv_open(f->dir, &f->opt, &f->db), 0);
+	kvp_open(f);
 	rss0 = proc_status("VmRSS");
 	reset = reset_peak();
 	hwm0 = reset == 0 ? rss0 : proc_status("VmHWM");
@@ -319,7 +252,7 @@ static void test_bigdata(void **state)
 	assert_int_equal(kv_sync(f->db), 0);
 	tw = now() - t0;
 	peak_write = proc_status("VmHWM");
-	check_stats(f, &st);
+	kvp_stats(f, &st);
 	print_message("[ INFO     ] wrote %.1f MiB of values (%.1f MiB with keys and rewrites) in "
 		      "%.1f s; peak RSS %.1f MiB; %" PRIu64 " flushes, %" PRIu64 " compactions, "
 		      "%" PRIu64 " stalls (%.0f ms), write amp %.2f\n",
@@ -343,7 +276,7 @@ static void test_bigdata(void **state)
 			fail_msg("get %s: %zd, want %zu bytes of version %u", key, g, vlen,
 				 ver_of(k));
 	}
-	assert_int_equal(iter_open(f->db, NULL, &it), 0);
+	assert_int_equal(kvp_iter_open(f->db, NULL, &it), 0);
 	for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it), scanned++) {
 		size_t kl, vl, wl;
 		const char *k = kv_iter_key(it, &kl);
@@ -360,22 +293,20 @@ static void test_bigdata(void **state)
 			fail_msg("scan: %s has %zu bytes, want %zu", want, vl, wl);
 	}
 	assert_int_equal(kv_iter_status(it), 0);
-	iter_close(it);
+	kvp_iter_close(it);
 	assert_int_equal(scanned, n);
 	tr = now() - t0;
 	peak_read = proc_status("VmHWM");
-	check_stats(f, &st);
+	kvp_stats(f, &st);
 	{
-		uint64_t tb = 0;
+		uint64_t tb = kvp_table_bytes(&st);
 		char shape[200];
 		int o = 0;
 
-		for (int l = 0; l < KV_MAX_LEVELS; l++) {
-			tb += st.level_bytes[l];
+		for (int l = 0; l < KV_MAX_LEVELS; l++)
 			o += snprintf(shape + o, sizeof(shape) - (size_t)o,
 				      " L%d %" PRIu64 "/%.1fM", l, st.level_tables[l],
 				      (double)st.level_bytes[l] / MiB);
-		}
 		print_message("[ INFO     ] read back (%u gets, a scan) in %.1f s; peak RSS %.1f "
 			      "MiB; cache while reading: %" PRIu64 " hits %" PRIu64 " misses, "
 			      "%.1f MiB; tables:%s (%.1f MiB)\n",
@@ -409,8 +340,7 @@ static void test_bigdata(void **state)
 				 (double)written / MiB);
 		assert_true(b.total < (double)written / 3);
 	}
-	assert_int_equal(kv_close(f->db), 0);
-	f->db = NULL;
+	kvp_close(f);
 	free(val);
 	free(got);
 }

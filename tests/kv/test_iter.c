@@ -27,204 +27,26 @@
 #include <cmocka.h>
 
 #include "kv.h"
-#include "kv_test_util.h"
+#include "persist_util.h"
 
-/* Iterators (and snapshots) a test holds, so that teardown can free them
- * after a failure: a db must not be closed under them. */
-#define LIVE_MAX 8
-static struct kv_iter *live_iter[LIVE_MAX];
-
-static int iter_open(struct kv_db *db, const struct kv_snapshot *s, struct kv_iter **out)
-{
-	int err = kv_iter_create(db, s, out);
-
-	for (int i = 0; !err && i < LIVE_MAX; i++)
-		if (!live_iter[i]) {
-			live_iter[i] = *out;
-			break;
-		}
-	return err;
-}
-
-static void iter_close(struct kv_iter *it)
-{
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live_iter[i] == it)
-			live_iter[i] = NULL;
-	kv_iter_destroy(it);
-}
-
-static struct kv_snapshot *live_snap[LIVE_MAX];
-
-static int snap_take(struct kv_db *db, struct kv_snapshot **out)
-{
-	int err = kv_snapshot_create(db, out);
-
-	for (int i = 0; !err && i < LIVE_MAX; i++)
-		if (!live_snap[i]) {
-			live_snap[i] = *out;
-			break;
-		}
-	return err;
-}
-
-static void snap_drop(struct kv_db *db, struct kv_snapshot *s)
-{
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live_snap[i] == s)
-			live_snap[i] = NULL;
-	kv_snapshot_release(db, s);
-}
-
-/* After a failure: what the test still held. */
-static void live_free(struct kv_db *db)
-{
-	for (int i = 0; i < LIVE_MAX; i++) {
-		if (live_iter[i])
-			kv_iter_destroy(live_iter[i]);
-		live_iter[i] = NULL;
-		if (live_snap[i] && db)
-			kv_snapshot_release(db, live_snap[i]);
-		live_snap[i] = NULL;
-	}
-}
-
-/* ---- a sorted model: keys and values are byte strings ------------------ */
-
-struct ment {
-	uint8_t *k, *v;
-	size_t kl, vl;
-};
-
-struct model {
-	struct ment *e;
-	size_t n, cap;
-};
-
-static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
-{
-	int c = memcmp(a, b, al < bl ? al : bl);
-
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
-
-static void *dup_bytes(const void *p, size_t n)
-{
-	void *q = malloc(n ? n : 1);
-
-	assert_non_null(q);
-	if (n)
-		memcpy(q, p, n);
-	return q;
-}
-
-/* Index of the first entry >= key. */
-static size_t model_lower(const struct model *m, const void *k, size_t kl)
-{
-	size_t lo = 0, hi = m->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (key_cmp(m->e[mid].k, m->e[mid].kl, k, kl) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static void model_put(struct model *m, const void *k, size_t kl, const void *v, size_t vl)
-{
-	size_t i = model_lower(m, k, kl);
-
-	if (i < m->n && !key_cmp(m->e[i].k, m->e[i].kl, k, kl)) {
-		free(m->e[i].v);
-		m->e[i].v = dup_bytes(v, vl);
-		m->e[i].vl = vl;
-		return;
-	}
-	if (m->n == m->cap) {
-		m->cap = m->cap ? 2 * m->cap : 64;
-		m->e = realloc(m->e, m->cap * sizeof(*m->e));
-		assert_non_null(m->e);
-	}
-	memmove(&m->e[i + 1], &m->e[i], (m->n - i) * sizeof(*m->e));
-	m->e[i] = (struct ment){ dup_bytes(k, kl), dup_bytes(v, vl), kl, vl };
-	m->n++;
-}
-
-/* Remove [start, end). */
-static void model_del_range(struct model *m, const void *s, size_t sl, const void *e, size_t el)
-{
-	size_t a = model_lower(m, s, sl), b = model_lower(m, e, el);
-
-	if (b <= a)
-		return;
-	for (size_t i = a; i < b; i++) {
-		free(m->e[i].k);
-		free(m->e[i].v);
-	}
-	memmove(&m->e[a], &m->e[b], (m->n - b) * sizeof(*m->e));
-	m->n -= b - a;
-}
-
-static void model_del(struct model *m, const void *k, size_t kl)
-{
-	size_t i = model_lower(m, k, kl);
-
-	if (i < m->n && !key_cmp(m->e[i].k, m->e[i].kl, k, kl)) {
-		free(m->e[i].k);
-		free(m->e[i].v);
-		memmove(&m->e[i], &m->e[i + 1], (m->n - i - 1) * sizeof(*m->e));
-		m->n--;
-	}
-}
+/* ---- fixture: the store and a sorted model of it (persist_util.h) ------- */
 
 /* The value of NUL-terminated @k in @m as a string, or NULL. */
-static const char *model_has(const struct model *m, const char *k)
+static const char *model_has(const struct kvp_model *m, const char *k)
 {
 	static char buf[256];
-	size_t i = model_lower(m, k, strlen(k));
+	const struct kvp_ment *e = kvp_model_get(m, k, strlen(k));
 
-	if (i == m->n || key_cmp(m->e[i].k, m->e[i].kl, k, strlen(k)) || m->e[i].vl >= sizeof(buf))
+	if (!e || e->vl >= sizeof(buf))
 		return NULL;
-	memcpy(buf, m->e[i].v, m->e[i].vl);
-	buf[m->e[i].vl] = '\0';
+	memcpy(buf, e->v, e->vl);
+	buf[e->vl] = '\0';
 	return buf;
 }
 
-static void model_copy(struct model *dst, const struct model *src)
-{
-	dst->n = dst->cap = src->n;
-	dst->e = malloc((src->n ? src->n : 1) * sizeof(*dst->e));
-	assert_non_null(dst->e);
-	for (size_t i = 0; i < src->n; i++)
-		dst->e[i] = (struct ment){ dup_bytes(src->e[i].k, src->e[i].kl),
-					   dup_bytes(src->e[i].v, src->e[i].vl), src->e[i].kl,
-					   src->e[i].vl };
-}
-
-static void model_free(struct model *m)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		free(m->e[i].k);
-		free(m->e[i].v);
-	}
-	free(m->e);
-	memset(m, 0, sizeof(*m));
-}
-
-/* ---- fixture ------------------------------------------------------------ */
-
 struct fx {
-	char *dir;
-	struct kvt_log log;
-	struct kv_options opt;
-	struct kv_db *db;
-	struct model m;
+	struct kvp_store kv;
+	struct kvp_model m; /* what the store holds now */
 	uint64_t rs;
 };
 
@@ -232,15 +54,15 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
-	if (!f)
+	if (!f || kvp_store_init(&f->kv, "iter", 0)) {
+		free(f);
 		return -1;
-	f->dir = kvt_mkdtemp("iter");
-	kvt_options(&f->opt, NULL, &f->log);
-	f->opt.log_buffer_size = 64 << 10;
-	f->opt.manual_background = 1;
-	f->opt.max_immutable = 16;
-	f->opt.table_target_size = 64 << 10; /* several tables per level */
-	f->opt.level1_max_bytes = 128 << 10;
+	}
+	f->kv.opt.log_buffer_size = 64 << 10;
+	f->kv.opt.manual_background = 1;
+	f->kv.opt.max_immutable = 16;
+	f->kv.opt.table_target_size = 64 << 10; /* several tables per level */
+	f->kv.opt.level1_max_bytes = 128 << 10;
 	*state = f;
 	return 0;
 }
@@ -249,53 +71,35 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	live_free(f->db);
-	if (f->db)
-		kv_close(f->db);
-	model_free(&f->m);
-	kvt_rmrf(f->dir);
-	free(f->dir);
+	kvp_store_fini(&f->kv);
+	kvp_model_free(&f->m);
 	free(f);
 	return 0;
 }
 
-static void db_open(struct fx *f)
-{
-	int err = kv_open(f->dir, &f->opt, &f->db);
-
-	if (err)
-		fail_msg("kv_open(%s) = %d (%s); log:\n%s", f->dir, err, strerror(-err),
-			 f->log.text);
-}
-
-static void check_ok(struct fx *f, int err, const char *what)
-{
-	if (err)
-		fail_msg("%s = %d (%s); log:\n%s", what, err, strerror(-err), f->log.text);
-}
-
 static void put(struct fx *f, const char *k, const char *v)
 {
-	check_ok(f, kv_put(f->db, NULL, k, strlen(k), v, strlen(v)), "kv_put");
-	model_put(&f->m, k, strlen(k), v, strlen(v));
+	kvp_ok(&f->kv, kv_put(f->kv.db, NULL, k, strlen(k), v, strlen(v)), "kv_put");
+	kvp_model_put(&f->m, k, strlen(k), v, strlen(v));
 }
 
 static void del(struct fx *f, const char *k)
 {
-	check_ok(f, kv_delete(f->db, NULL, k, strlen(k)), "kv_delete");
-	model_del(&f->m, k, strlen(k));
+	kvp_ok(&f->kv, kv_delete(f->kv.db, NULL, k, strlen(k)), "kv_delete");
+	kvp_model_del(&f->m, k, strlen(k));
 }
 
 static void del_range(struct fx *f, const char *s, const char *e)
 {
-	check_ok(f, kv_delete_range(f->db, NULL, s, strlen(s), e, strlen(e)), "kv_delete_range");
-	model_del_range(&f->m, s, strlen(s), e, strlen(e));
+	kvp_ok(&f->kv, kv_delete_range(f->kv.db, NULL, s, strlen(s), e, strlen(e)),
+	       "kv_delete_range");
+	kvp_model_del_range(&f->m, s, strlen(s), e, strlen(e));
 }
 
 static void expect_get(struct fx *f, const struct kv_snapshot *snap, const char *k, const char *v)
 {
 	char buf[256];
-	ssize_t r = kv_get_at(f->db, snap, k, strlen(k), buf, sizeof(buf));
+	ssize_t r = kv_get_at(f->kv.db, snap, k, strlen(k), buf, sizeof(buf));
 
 	if (!v) {
 		if (r != -ENOENT)
@@ -308,58 +112,26 @@ static void expect_get(struct fx *f, const struct kv_snapshot *snap, const char 
 			 buf);
 }
 
-static void print_key(char *out, size_t cap, const void *k, size_t kl)
-{
-	const uint8_t *p = k;
-	size_t n = 0;
-
-	out[0] = '\0';
-	for (size_t i = 0; i < kl && n + 5 < cap; i++)
-		n += (size_t)snprintf(out + n, cap - n,
-				      p[i] >= 0x21 && p[i] < 0x7f ? "%c" : "\\%02x", p[i]);
-}
-
 /*
  * Iterate @snap (NULL = now) from @start (NULL = first) for at most @limit
  * keys (0 = to the end) and compare with @m. Returns the keys seen.
  */
-static size_t iter_check(struct fx *f, const struct kv_snapshot *snap, const struct model *m,
+static size_t iter_check(struct fx *f, const struct kv_snapshot *snap, const struct kvp_model *m,
 			 const void *start, size_t sl, size_t limit, const char *when)
 {
 	struct kv_iter *it;
-	size_t i = start ? model_lower(m, start, sl) : 0, seen = 0;
-	char a[64], b[64];
+	size_t seen;
+	char why[512];
 
-	check_ok(f, iter_open(f->db, snap, &it), "kv_iter_create");
+	kvp_ok(&f->kv, kvp_iter_open(f->kv.db, snap, &it), "kv_iter_create");
 	if (start)
 		kv_iter_seek(it, start, sl);
 	else
 		kv_iter_seek_first(it);
-	for (; kv_iter_valid(it) && (!limit || seen < limit); kv_iter_next(it), i++, seen++) {
-		size_t kl, vl;
-		const void *k = kv_iter_key(it, &kl);
-		const void *v = kv_iter_value(it, &vl);
-
-		print_key(a, sizeof(a), k, kl);
-		if (i >= m->n)
-			fail_msg("%s: iterator returns %s after the model's last key", when, a);
-		print_key(b, sizeof(b), m->e[i].k, m->e[i].kl);
-		if (key_cmp(k, kl, m->e[i].k, m->e[i].kl))
-			fail_msg("%s: iterator returns %s at position %zu, model has %s", when, a,
-				 seen, b);
-		if (vl != m->e[i].vl || (vl && memcmp(v, m->e[i].v, vl)))
-			fail_msg("%s: %s: iterator value %zu bytes \"%.*s\", model %zu \"%.*s\"",
-				 when, a, vl, (int)(vl < 40 ? vl : 40), (const char *)v, m->e[i].vl,
-				 (int)(m->e[i].vl < 40 ? m->e[i].vl : 40), (const char *)m->e[i].v);
-	}
-	if (kv_iter_status(it))
-		fail_msg("%s: kv_iter_status = %d; log:\n%s", when, kv_iter_status(it),
-			 f->log.text);
-	if (!kv_iter_valid(it) && i < m->n && (!limit || seen < limit)) {
-		print_key(b, sizeof(b), m->e[i].k, m->e[i].kl);
-		fail_msg("%s: iterator ended after %zu keys, model has %s next", when, seen, b);
-	}
-	iter_close(it);
+	if (kvp_iter_compare(it, m, start ? kvp_model_lower(m, start, sl) : 0, limit, &seen, why,
+			     sizeof(why)))
+		fail_msg("%s: %s; log:\n%s", when, why, f->kv.log.text);
+	kvp_iter_close(it);
 	return seen;
 }
 
@@ -370,7 +142,7 @@ static void full_check(struct fx *f, const char *when)
 	assert_int_equal(n, f->m.n);
 	for (size_t i = 0; i < f->m.n; i++) {
 		char buf[300];
-		ssize_t r = kv_get(f->db, 0, f->m.e[i].k, f->m.e[i].kl, buf, sizeof(buf));
+		ssize_t r = kv_get(f->kv.db, 0, f->m.e[i].k, f->m.e[i].kl, buf, sizeof(buf));
 
 		if (r != (ssize_t)f->m.e[i].vl || memcmp(buf, f->m.e[i].v, f->m.e[i].vl))
 			fail_msg("%s: kv_get of key %zu = %zd, want %zu bytes", when, i, r,
@@ -404,7 +176,7 @@ static void rand_ops(struct fx *f, unsigned n, unsigned round)
 
 		/* Half the overwrites and deletes aim at keys that exist. */
 		if (f->m.n && (r % 2) && (r >= 60 || r < 20)) {
-			const struct ment *me = &f->m.e[kvt_rand(&f->rs) % f->m.n];
+			const struct kvp_ment *me = &f->m.e[kvt_rand(&f->rs) % f->m.n];
 
 			memcpy(k, me->k, me->kl);
 			kl = me->kl;
@@ -413,11 +185,11 @@ static void rand_ops(struct fx *f, unsigned n, unsigned round)
 			vl = (size_t)snprintf((char *)v, sizeof(v), "r%u.%u:", round, i);
 			vl += kvt_rand(&f->rs) % 150;
 			memset(v + 16, (int)(round + i), vl > 16 ? vl - 16 : 0);
-			check_ok(f, kv_put(f->db, &wo, k, kl, v, vl), "kv_put");
-			model_put(&f->m, k, kl, v, vl);
+			kvp_ok(&f->kv, kv_put(f->kv.db, &wo, k, kl, v, vl), "kv_put");
+			kvp_model_put(&f->m, k, kl, v, vl);
 		} else if (r < 99) {
-			check_ok(f, kv_delete(f->db, &wo, k, kl), "kv_delete");
-			model_del(&f->m, k, kl);
+			kvp_ok(&f->kv, kv_delete(f->kv.db, &wo, k, kl), "kv_delete");
+			kvp_model_del(&f->m, k, kl);
 		} else {
 			/* A range over a 2..4 byte prefix of the key: [p, p+1). */
 			size_t pl = 2 + kvt_rand(&f->rs) % 3;
@@ -426,11 +198,11 @@ static void rand_ops(struct fx *f, unsigned n, unsigned round)
 				continue;
 			memcpy(e, k, pl);
 			e[pl - 1]++;
-			check_ok(f, kv_delete_range(f->db, &wo, k, pl, e, pl), "delrange");
-			model_del_range(&f->m, k, pl, e, pl);
+			kvp_ok(&f->kv, kv_delete_range(f->kv.db, &wo, k, pl, e, pl), "delrange");
+			kvp_model_del_range(&f->m, k, pl, e, pl);
 		}
 	}
-	check_ok(f, kv_sync(f->db), "kv_sync");
+	kvp_ok(&f->kv, kv_sync(f->kv.db), "kv_sync");
 }
 
 static void seek_checks(struct fx *f, int n, const char *when)
@@ -456,18 +228,18 @@ static void test_order_and_seek(void **state)
 	int rounds = 4 * kvt_scale();
 
 	f->rs = kvt_seed("iter_order_and_seek");
-	db_open(f);
+	kvp_open(&f->kv);
 	for (int r = 0; r < rounds; r++) {
 		/* Deepest level, then two level-0 generations, then several
 		 * memtables (immutable ones included), checked at each step. */
 		rand_ops(f, 1500, (unsigned)r * 10);
-		check_ok(f, kv_compact(f->db), "kv_compact");
+		kvp_compact(&f->kv);
 		rand_ops(f, 600, (unsigned)r * 10 + 1);
-		check_ok(f, kv_flush(f->db), "kv_flush");
+		kvp_flush(&f->kv);
 		rand_ops(f, 600, (unsigned)r * 10 + 2);
-		check_ok(f, kv_flush(f->db), "kv_flush");
+		kvp_flush(&f->kv);
 		rand_ops(f, 1200, (unsigned)r * 10 + 3);
-		assert_int_equal(kv_stats(f->db, &st), 0);
+		assert_int_equal(kv_stats(f->kv.db, &st), 0);
 		if (r == 0)
 			print_message(
 				"[ INFO     ] memtables %llu, L0 %llu, L1 %llu, L2 %llu tables, "
@@ -482,9 +254,8 @@ static void test_order_and_seek(void **state)
 		full_check(f, when);
 		seek_checks(f, 100, when);
 	}
-	check_ok(f, kv_close(f->db), "kv_close");
-	f->db = NULL;
-	db_open(f);
+	kvp_close(&f->kv);
+	kvp_open(&f->kv);
 	full_check(f, "reopened");
 	seek_checks(f, 50, "reopened");
 }
@@ -495,24 +266,24 @@ static void test_shadowing(void **state)
 {
 	struct fx *f = *state;
 
-	db_open(f);
+	kvp_open(&f->kv);
 	/* Deepest level: a..e v1. */
 	put(f, "a", "a1");
 	put(f, "b", "b1");
 	put(f, "c", "c1");
 	put(f, "d", "d1");
 	put(f, "e", "e1");
-	check_ok(f, kv_compact(f->db), "kv_compact");
+	kvp_compact(&f->kv);
 	/* Level 0 (older): b v2, c deleted, f new. */
 	put(f, "b", "b2");
 	del(f, "c");
 	put(f, "f", "f2");
-	check_ok(f, kv_flush(f->db), "kv_flush");
+	kvp_flush(&f->kv);
 	/* Level 0 (newer): c v3 (back), d deleted, b v3. */
 	put(f, "c", "c3");
 	del(f, "d");
 	put(f, "b", "b3");
-	check_ok(f, kv_flush(f->db), "kv_flush");
+	kvp_flush(&f->kv);
 	/* Memtable: a deleted, e v4, d v4 (back), f deleted, g new. */
 	del(f, "a");
 	put(f, "e", "e4");
@@ -538,13 +309,12 @@ static void test_shadowing(void **state)
 	iter_check(f, NULL, &f->m, "a", 1, 0, "seek a (deleted)");
 	iter_check(f, NULL, &f->m, "f", 1, 0, "seek f (deleted)");
 	iter_check(f, NULL, &f->m, "bb", 2, 0, "seek bb");
-	check_ok(f, kv_flush(f->db), "kv_flush");
+	kvp_flush(&f->kv);
 	full_check(f, "three level-0 tables over the deepest level");
-	check_ok(f, kv_compact(f->db), "kv_compact");
+	kvp_compact(&f->kv);
 	full_check(f, "compacted");
-	check_ok(f, kv_close(f->db), "kv_close");
-	f->db = NULL;
-	db_open(f);
+	kvp_close(&f->kv);
+	kvp_open(&f->kv);
 	full_check(f, "reopened");
 }
 
@@ -565,16 +335,16 @@ static void test_range_delete_sources(void **state)
 {
 	struct fx *f = *state;
 	struct kv_snapshot *before;
-	struct model at_before;
+	struct kvp_model at_before;
 
-	db_open(f);
+	kvp_open(&f->kv);
 	put_run(f, "k", 0, 1000, "deep");
-	check_ok(f, kv_compact(f->db), "kv_compact");
+	kvp_compact(&f->kv);
 	put_run(f, "k", 500, 1500, "l0");
-	check_ok(f, kv_flush(f->db), "kv_flush");
+	kvp_flush(&f->kv);
 	put_run(f, "k", 900, 2000, "mem");
-	check_ok(f, snap_take(f->db, &before), "kv_snapshot_create");
-	model_copy(&at_before, &f->m);
+	kvp_ok(&f->kv, kvp_snap_take(f->kv.db, &before), "kv_snapshot_create");
+	kvp_model_copy(&at_before, &f->m);
 	/* One range delete across all three sources, one inside the deep
 	 * level only, one with an end that is not a key, one empty. */
 	del_range(f, "k0300", "k1800");
@@ -593,23 +363,22 @@ static void test_range_delete_sources(void **state)
 	/* Later puts into the range are visible, in every source. */
 	put_run(f, "k", 1000, 1010, "again");
 	full_check(f, "puts after the range delete");
-	check_ok(f, kv_flush(f->db), "kv_flush");
+	kvp_flush(&f->kv);
 	put_run(f, "k", 1010, 1020, "again2");
 	full_check(f, "range delete in level 0");
-	check_ok(f, kv_compact(f->db), "kv_compact");
+	kvp_compact(&f->kv);
 	full_check(f, "range delete compacted");
 	/* The snapshot from before the range deletes still sees everything. */
 	iter_check(f, before, &at_before, NULL, 0, 0, "snapshot before range deletes");
 	expect_get(f, before, "k0300", "deep-k0300");
 	expect_get(f, before, "k0600", "l0-k0600");
 	expect_get(f, before, "k1000", "mem-k1000");
-	snap_drop(f->db, before);
-	model_free(&at_before);
-	check_ok(f, kv_compact(f->db), "kv_compact");
+	kvp_snap_drop(f->kv.db, before);
+	kvp_model_free(&at_before);
+	kvp_compact(&f->kv);
 	full_check(f, "compacted without the snapshot");
-	check_ok(f, kv_close(f->db), "kv_close");
-	f->db = NULL;
-	db_open(f);
+	kvp_close(&f->kv);
+	kvp_open(&f->kv);
 	full_check(f, "reopened");
 }
 
@@ -620,19 +389,19 @@ static void test_range_delete_clipped(void **state)
 {
 	struct fx *f = *state;
 	struct kv_snapshot *snap;
-	struct model at_snap;
+	struct kvp_model at_snap;
 	struct kv_stats st;
 	char k[32];
 
-	db_open(f);
+	kvp_open(&f->kv);
 	put_run(f, "r", 0, 6000, "v-with-some-padding-to-make-tables-bigger-0123456789");
-	check_ok(f, kv_compact(f->db), "kv_compact");
-	check_ok(f, snap_take(f->db, &snap), "kv_snapshot_create");
-	model_copy(&at_snap, &f->m);
+	kvp_compact(&f->kv);
+	kvp_ok(&f->kv, kvp_snap_take(f->kv.db, &snap), "kv_snapshot_create");
+	kvp_model_copy(&at_snap, &f->m);
 	del_range(f, "r1000", "r5000");
 	put_run(f, "r", 2500, 2510, "back");
-	check_ok(f, kv_compact(f->db), "kv_compact");
-	assert_int_equal(kv_stats(f->db, &st), 0);
+	kvp_compact(&f->kv);
+	assert_int_equal(kv_stats(f->kv.db, &st), 0);
 	print_message("[ INFO     ] tables per level: %llu %llu %llu\n",
 		      (unsigned long long)st.level_tables[0],
 		      (unsigned long long)st.level_tables[1],
@@ -646,14 +415,13 @@ static void test_range_delete_clipped(void **state)
 		iter_check(f, snap, &at_snap, k, strlen(k), 5, "seek at the snapshot");
 		expect_get(f, NULL, k, model_has(&f->m, k));
 	}
-	snap_drop(f->db, snap);
-	check_ok(f, kv_close(f->db), "kv_close");
-	f->db = NULL;
-	db_open(f);
+	kvp_snap_drop(f->kv.db, snap);
+	kvp_close(&f->kv);
+	kvp_open(&f->kv);
 	full_check(f, "reopened");
-	check_ok(f, kv_compact(f->db), "kv_compact");
+	kvp_compact(&f->kv);
 	full_check(f, "reopened, compacted without the snapshot");
-	model_free(&at_snap);
+	kvp_model_free(&at_snap);
 }
 
 /* ---- 4. snapshots -------------------------------------------------------- */
@@ -662,28 +430,28 @@ static void test_snapshot_stable(void **state)
 {
 	struct fx *f = *state;
 	struct kv_snapshot *s[3];
-	struct model at[3];
+	struct kvp_model at[3];
 	struct kv_stats st;
 
 	f->rs = kvt_seed("iter_snapshot_stable");
-	db_open(f);
+	kvp_open(&f->kv);
 	rand_ops(f, 1500, 0);
-	check_ok(f, kv_flush(f->db), "kv_flush");
+	kvp_flush(&f->kv);
 	rand_ops(f, 500, 1);
 	for (int i = 0; i < 3; i++) {
-		check_ok(f, snap_take(f->db, &s[i]), "kv_snapshot_create");
-		model_copy(&at[i], &f->m);
+		kvp_ok(&f->kv, kvp_snap_take(f->kv.db, &s[i]), "kv_snapshot_create");
+		kvp_model_copy(&at[i], &f->m);
 		rand_ops(f, 800, 2 + (unsigned)i);
 		if (i == 1)
-			check_ok(f, kv_flush(f->db), "kv_flush");
+			kvp_flush(&f->kv);
 	}
 	for (int i = 0; i < 3; i++)
 		iter_check(f, s[i], &at[i], NULL, 0, 0, "snapshot, written after");
-	check_ok(f, kv_flush(f->db), "kv_flush");
+	kvp_flush(&f->kv);
 	for (int i = 0; i < 3; i++)
 		iter_check(f, s[i], &at[i], NULL, 0, 0, "snapshot, flushed after");
-	check_ok(f, kv_compact(f->db), "kv_compact");
-	assert_int_equal(kv_stats(f->db, &st), 0);
+	kvp_compact(&f->kv);
+	assert_int_equal(kv_stats(f->kv.db, &st), 0);
 	assert_int_equal(st.snapshots, 3);
 	for (int i = 0; i < 3; i++) {
 		char when[64];
@@ -692,7 +460,7 @@ static void test_snapshot_stable(void **state)
 		iter_check(f, s[i], &at[i], NULL, 0, 0, when);
 		for (size_t j = 0; j < at[i].n; j += 7) {
 			char buf[256];
-			ssize_t r = kv_get_at(f->db, s[i], at[i].e[j].k, at[i].e[j].kl, buf,
+			ssize_t r = kv_get_at(f->kv.db, s[i], at[i].e[j].k, at[i].e[j].kl, buf,
 					      sizeof(buf));
 
 			if (r != (ssize_t)at[i].e[j].vl || memcmp(buf, at[i].e[j].v, at[i].e[j].vl))
@@ -701,17 +469,17 @@ static void test_snapshot_stable(void **state)
 		}
 	}
 	/* Release the middle one, compact, the others still hold. */
-	snap_drop(f->db, s[1]);
+	kvp_snap_drop(f->kv.db, s[1]);
 	rand_ops(f, 500, 9);
-	check_ok(f, kv_compact(f->db), "kv_compact");
+	kvp_compact(&f->kv);
 	iter_check(f, s[0], &at[0], NULL, 0, 0, "snapshot 0 after another compaction");
 	iter_check(f, s[2], &at[2], NULL, 0, 0, "snapshot 2 after another compaction");
 	full_check(f, "now");
-	snap_drop(f->db, s[0]);
-	snap_drop(f->db, s[2]);
+	kvp_snap_drop(f->kv.db, s[0]);
+	kvp_snap_drop(f->kv.db, s[2]);
 	for (int i = 0; i < 3; i++)
-		model_free(&at[i]);
-	assert_int_equal(kv_stats(f->db, &st), 0);
+		kvp_model_free(&at[i]);
+	assert_int_equal(kv_stats(f->kv.db, &st), 0);
 	assert_int_equal(st.snapshots, 0);
 }
 
@@ -721,22 +489,22 @@ static void test_iter_holds_files(void **state)
 {
 	struct fx *f = *state;
 	struct kv_iter *it1, *it2;
-	struct model frozen;
+	struct kvp_model frozen;
 	size_t i = 0, half;
 
 	f->rs = kvt_seed("iter_holds_files");
-	db_open(f);
+	kvp_open(&f->kv);
 	rand_ops(f, 2000, 0);
-	check_ok(f, kv_flush(f->db), "kv_flush");
+	kvp_flush(&f->kv);
 	rand_ops(f, 1000, 1);
-	check_ok(f, kv_flush(f->db), "kv_flush");
+	kvp_flush(&f->kv);
 	rand_ops(f, 300, 2);
-	model_copy(&frozen, &f->m);
+	kvp_model_copy(&frozen, &f->m);
 
 	/* it1 is created and not positioned before the compaction; it2 is
 	 * half way through. */
-	check_ok(f, iter_open(f->db, NULL, &it1), "kv_iter_create");
-	check_ok(f, iter_open(f->db, NULL, &it2), "kv_iter_create");
+	kvp_ok(&f->kv, kvp_iter_open(f->kv.db, NULL, &it1), "kv_iter_create");
+	kvp_ok(&f->kv, kvp_iter_open(f->kv.db, NULL, &it2), "kv_iter_create");
 	kv_iter_seek_first(it2);
 	half = frozen.n / 2;
 	for (i = 0; i < half && kv_iter_valid(it2); i++)
@@ -744,9 +512,9 @@ static void test_iter_holds_files(void **state)
 	assert_int_equal(i, half);
 
 	rand_ops(f, 1000, 3); /* overwrites and deletes after the iterators */
-	check_ok(f, kv_compact(f->db), "kv_compact");
+	kvp_compact(&f->kv);
 	rand_ops(f, 500, 4);
-	check_ok(f, kv_compact(f->db), "kv_compact");
+	kvp_compact(&f->kv);
 
 	for (int pass = 0; pass < 2; pass++) {
 		struct kv_iter *it = pass ? it2 : it1;
@@ -760,15 +528,15 @@ static void test_iter_holds_files(void **state)
 			const void *v = kv_iter_value(it, &vl);
 
 			assert_true(i < frozen.n);
-			if (key_cmp(k, kl, frozen.e[i].k, frozen.e[i].kl) || vl != frozen.e[i].vl ||
-			    memcmp(v, frozen.e[i].v, vl))
+			if (kvp_key_cmp(k, kl, frozen.e[i].k, frozen.e[i].kl) ||
+			    vl != frozen.e[i].vl || memcmp(v, frozen.e[i].v, vl))
 				fail_msg(
 					"iterator %d, key %zu differs from its view after compactions",
 					pass + 1, i);
 		}
 		if (kv_iter_status(it))
 			fail_msg("iterator %d: status %d; log:\n%s", pass + 1, kv_iter_status(it),
-				 f->log.text);
+				 f->kv.log.text);
 		assert_int_equal(i, frozen.n);
 		/* Seeking again over the old view works too. */
 		if (frozen.n) {
@@ -778,13 +546,12 @@ static void test_iter_holds_files(void **state)
 			assert_int_equal(i, frozen.e[frozen.n / 3].kl);
 		}
 	}
-	iter_close(it1);
-	iter_close(it2);
-	model_free(&frozen);
+	kvp_iter_close(it1);
+	kvp_iter_close(it2);
+	kvp_model_free(&frozen);
 	full_check(f, "after the iterators are gone");
-	check_ok(f, kv_close(f->db), "kv_close");
-	f->db = NULL;
-	db_open(f);
+	kvp_close(&f->kv);
+	kvp_open(&f->kv);
 	full_check(f, "reopened");
 }
 
@@ -900,7 +667,7 @@ static void *conc_writer(void *arg)
 			kv_batch_delete_range(b, k1, l1, k2, l2);
 			pair_key(k1, p, 'a');
 		}
-		err = kv_write(c->f->db, NULL, b);
+		err = kv_write(c->f->kv.db, NULL, b);
 		if (err) {
 			snprintf(got, sizeof(got), "kv_write = %d", err);
 			conc_fail(c, "writer", got);
@@ -908,7 +675,7 @@ static void *conc_writer(void *arg)
 		}
 		/* Read your own (sync) write: nobody else writes pair p. */
 		{
-			ssize_t n = kv_get(c->f->db, 0, k1, strlen(k1), got, sizeof(got));
+			ssize_t n = kv_get(c->f->kv.db, 0, k1, strlen(k1), got, sizeof(got));
 
 			if (vl ? (n != (ssize_t)vl || memcmp(got, v, vl)) : n != -ENOENT) {
 				char d[160];
@@ -937,7 +704,7 @@ static void conc_view(struct conc_thread *t, const struct kv_snapshot *snap)
 	/* per pair: seq seen for a and b (0 = absent) */
 	uint64_t sa[PAIRS] = { 0 }, sb[PAIRS] = { 0 };
 
-	if (kv_iter_create(c->f->db, snap, &it)) {
+	if (kv_iter_create(c->f->kv.db, snap, &it)) {
 		conc_fail(c, "reader", "kv_iter_create");
 		return;
 	}
@@ -949,7 +716,7 @@ static void conc_view(struct conc_thread *t, const struct kv_snapshot *snap)
 		char ab, kbuf[16];
 		uint64_t seq;
 
-		if (have_prev && key_cmp(prev, prevl, k, kl) >= 0) {
+		if (have_prev && kvp_key_cmp(prev, prevl, k, kl) >= 0) {
 			snprintf(d, sizeof(d), "%.*s after %.*s", (int)kl, k, (int)prevl, prev);
 			conc_fail(c, "iterator order", d);
 			break;
@@ -974,7 +741,7 @@ static void conc_view(struct conc_thread *t, const struct kv_snapshot *snap)
 		if (snap && (t->keys & 15) == 0) {
 			/* kv_get_at at the same snapshot agrees. */
 			char got[64];
-			ssize_t n = kv_get_at(c->f->db, snap, k, kl, got, sizeof(got));
+			ssize_t n = kv_get_at(c->f->kv.db, snap, k, kl, got, sizeof(got));
 
 			if (n != (ssize_t)vl || memcmp(got, v, vl)) {
 				snprintf(d, sizeof(d), "%.*s: iterator %.*s, kv_get_at %zd",
@@ -1015,7 +782,7 @@ static void *conc_reader(void *arg)
 		struct kv_snapshot *snap = NULL;
 
 		if (kvt_rand(&t->rs) % 2) {
-			if (kv_snapshot_create(c->f->db, &snap)) {
+			if (kv_snapshot_create(c->f->kv.db, &snap)) {
 				conc_fail(c, "reader", "kv_snapshot_create");
 				break;
 			}
@@ -1027,10 +794,10 @@ static void *conc_reader(void *arg)
 			 * checked for pairs through gets. */
 			for (unsigned p = 0; p < PAIRS && !atomic_load(&c->stop); p += 5) {
 				char ka[16], kb[16], va[64], vb[64];
-				ssize_t na = kv_get_at(c->f->db, snap, ka, pair_key(ka, p, 'a'), va,
-						       sizeof(va));
-				ssize_t nb = kv_get_at(c->f->db, snap, kb, pair_key(kb, p, 'b'), vb,
-						       sizeof(vb));
+				ssize_t na = kv_get_at(c->f->kv.db, snap, ka, pair_key(ka, p, 'a'),
+						       va, sizeof(va));
+				ssize_t nb = kv_get_at(c->f->kv.db, snap, kb, pair_key(kb, p, 'b'),
+						       vb, sizeof(vb));
 
 				if (na != nb || (na > 0 && memcmp(va, vb, (size_t)na))) {
 					char d[200];
@@ -1041,7 +808,7 @@ static void *conc_reader(void *arg)
 					conc_fail(c, "torn batch at a snapshot (kv_get_at)", d);
 				}
 			}
-			kv_snapshot_release(c->f->db, snap);
+			kv_snapshot_release(c->f->kv.db, snap);
 		}
 	}
 	return NULL;
@@ -1054,7 +821,7 @@ static void *conc_maint(void *arg)
 	unsigned n = 0;
 
 	while (atomic_load(&c->writers_left) > 0 && !atomic_load(&c->stop)) {
-		int err = n++ % 4 == 3 ? kv_compact(c->f->db) : kv_flush(c->f->db);
+		int err = n++ % 4 == 3 ? kv_compact(c->f->kv.db) : kv_flush(c->f->kv.db);
 
 		if (err) {
 			char d[32];
@@ -1079,19 +846,19 @@ static void test_concurrent(void **state)
 	struct kv_stats st;
 	int nt = WRITERS + READERS + 1;
 
-	f->opt.manual_background = 0;
-	f->opt.max_immutable = 2;
-	db_open(f);
+	f->kv.opt.manual_background = 0;
+	f->kv.opt.max_immutable = 2;
+	kvp_open(&f->kv);
 	/* Start with every pair present, in a table. */
 	for (unsigned p = 0; p < PAIRS; p++) {
 		char k[16], v[64];
 		size_t vl = pair_val(v, (int)(p % WRITERS), p, 1);
 
-		assert_int_equal(kv_put(f->db, &wo, k, pair_key(k, p, 'a'), v, vl), 0);
-		assert_int_equal(kv_put(f->db, &wo, k, pair_key(k, p, 'b'), v, vl), 0);
+		assert_int_equal(kv_put(f->kv.db, &wo, k, pair_key(k, p, 'a'), v, vl), 0);
+		assert_int_equal(kv_put(f->kv.db, &wo, k, pair_key(k, p, 'b'), v, vl), 0);
 	}
-	assert_int_equal(kv_sync(f->db), 0);
-	assert_int_equal(kv_flush(f->db), 0);
+	assert_int_equal(kv_sync(f->kv.db), 0);
+	assert_int_equal(kv_flush(f->kv.db), 0);
 	pthread_mutex_init(&c.mu, NULL);
 	atomic_init(&c.writers_left, WRITERS);
 	atomic_init(&c.stop, 0);
@@ -1106,7 +873,7 @@ static void test_concurrent(void **state)
 	for (int i = 0; i < nt; i++)
 		pthread_join(tid[i], NULL);
 	pthread_mutex_destroy(&c.mu);
-	assert_int_equal(kv_stats(f->db, &st), 0);
+	assert_int_equal(kv_stats(f->kv.db, &st), 0);
 	print_message("[ INFO     ] readers: %llu + %llu views (%llu at snapshots), %llu keys; "
 		      "%llu maintenance calls; %llu flushes, %llu compactions\n",
 		      (unsigned long long)th[WRITERS].iters,
@@ -1116,7 +883,8 @@ static void test_concurrent(void **state)
 		      (unsigned long long)th[nt - 1].iters, (unsigned long long)st.flushes,
 		      (unsigned long long)st.compactions);
 	if (c.err[0])
-		fail_msg("seed %llu: %s; log:\n%s", (unsigned long long)seed, c.err, f->log.text);
+		fail_msg("seed %llu: %s; log:\n%s", (unsigned long long)seed, c.err,
+			 f->kv.log.text);
 	assert_int_equal(st.bg_error, 0);
 	assert_int_equal(st.failed, 0);
 	assert_int_equal(st.snapshots, 0);

@@ -38,42 +38,7 @@
 #include <cmocka.h>
 
 #include "kv.h"
-#include "kv_test_util.h"
-
-/* Iterators (and snapshots) a test holds, so that teardown can free them
- * after a failure: a db must not be closed under them. */
-#define LIVE_MAX 8
-static struct kv_iter *live_iter[LIVE_MAX];
-
-static int iter_open(struct kv_db *db, const struct kv_snapshot *s, struct kv_iter **out)
-{
-	int err = kv_iter_create(db, s, out);
-
-	for (int i = 0; !err && i < LIVE_MAX; i++)
-		if (!live_iter[i]) {
-			live_iter[i] = *out;
-			break;
-		}
-	return err;
-}
-
-static void iter_close(struct kv_iter *it)
-{
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live_iter[i] == it)
-			live_iter[i] = NULL;
-	kv_iter_destroy(it);
-}
-
-/* After a failure: what the test still held. */
-static void live_free(struct kv_db *db)
-{
-	for (int i = 0; i < LIVE_MAX; i++) {
-		if (live_iter[i])
-			kv_iter_destroy(live_iter[i]);
-		live_iter[i] = NULL;
-	}
-}
+#include "persist_util.h"
 
 #define RUNS 4
 #define STEPS 2500 /* per run, times kvt_scale() */
@@ -82,133 +47,11 @@ static void live_free(struct kv_db *db)
 #define VAL_MAX 8192 /* longest value (log buffer 64 KiB: at most 16 KiB) */
 #define BATCH_MAX_OPS 8
 
-/* ---- the model: a sorted array of byte-string keys ---------------------- */
-
-struct ment {
-	uint8_t *k, *v;
-	size_t kl, vl;
-};
-
-struct model {
-	struct ment *e;
-	size_t n, cap;
-};
-
-static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
-{
-	int c = memcmp(a, b, al < bl ? al : bl);
-
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
-
-static void *dup_bytes(const void *p, size_t n)
-{
-	void *q = malloc(n ? n : 1);
-
-	assert_non_null(q);
-	if (n)
-		memcpy(q, p, n);
-	return q;
-}
-
-static size_t model_lower(const struct model *m, const void *k, size_t kl)
-{
-	size_t lo = 0, hi = m->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (key_cmp(m->e[mid].k, m->e[mid].kl, k, kl) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static const struct ment *model_get(const struct model *m, const void *k, size_t kl)
-{
-	size_t i = model_lower(m, k, kl);
-
-	if (i < m->n && !key_cmp(m->e[i].k, m->e[i].kl, k, kl))
-		return &m->e[i];
-	return NULL;
-}
-
-static void model_put(struct model *m, const void *k, size_t kl, const void *v, size_t vl)
-{
-	size_t i = model_lower(m, k, kl);
-
-	if (i < m->n && !key_cmp(m->e[i].k, m->e[i].kl, k, kl)) {
-		free(m->e[i].v);
-		m->e[i].v = dup_bytes(v, vl);
-		m->e[i].vl = vl;
-		return;
-	}
-	if (m->n == m->cap) {
-		m->cap = m->cap ? 2 * m->cap : 64;
-		m->e = realloc(m->e, m->cap * sizeof(*m->e));
-		assert_non_null(m->e);
-	}
-	memmove(&m->e[i + 1], &m->e[i], (m->n - i) * sizeof(*m->e));
-	m->e[i] = (struct ment){ dup_bytes(k, kl), dup_bytes(v, vl), kl, vl };
-	m->n++;
-}
-
-static void model_del_range(struct model *m, const void *s, size_t sl, const void *e, size_t el)
-{
-	size_t a = model_lower(m, s, sl), b = model_lower(m, e, el);
-
-	if (b <= a)
-		return;
-	for (size_t i = a; i < b; i++) {
-		free(m->e[i].k);
-		free(m->e[i].v);
-	}
-	memmove(&m->e[a], &m->e[b], (m->n - b) * sizeof(*m->e));
-	m->n -= b - a;
-}
-
-static void model_del(struct model *m, const void *k, size_t kl)
-{
-	size_t i = model_lower(m, k, kl);
-
-	if (i < m->n && !key_cmp(m->e[i].k, m->e[i].kl, k, kl)) {
-		free(m->e[i].k);
-		free(m->e[i].v);
-		memmove(&m->e[i], &m->e[i + 1], (m->n - i - 1) * sizeof(*m->e));
-		m->n--;
-	}
-}
-
-static void model_copy(struct model *dst, const struct model *src)
-{
-	dst->n = dst->cap = src->n;
-	dst->e = malloc((src->n ? src->n : 1) * sizeof(*dst->e));
-	assert_non_null(dst->e);
-	for (size_t i = 0; i < src->n; i++)
-		dst->e[i] = (struct ment){ dup_bytes(src->e[i].k, src->e[i].kl),
-					   dup_bytes(src->e[i].v, src->e[i].vl), src->e[i].kl,
-					   src->e[i].vl };
-}
-
-static void model_free(struct model *m)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		free(m->e[i].k);
-		free(m->e[i].v);
-	}
-	free(m->e);
-	memset(m, 0, sizeof(*m));
-}
-
 /* ---- a run -------------------------------------------------------------- */
 
 struct snap {
-	struct kv_snapshot *s;
-	struct model m;
+	struct kv_snapshot *s; /* tracked: kvp_snap_take */
+	struct kvp_model m;
 	int taken_at; /* step */
 };
 
@@ -216,12 +59,8 @@ struct run {
 	int no;
 	uint64_t seed, run_seed, rs;
 	int step;
-	char *dir;
-	struct kv_fault_env *fe;
-	struct kvt_log log;
-	struct kv_options opt;
-	struct kv_db *db;
-	struct model m;
+	struct kvp_store kv; /* over a fault env */
+	struct kvp_model m;
 	struct snap snaps[MAX_SNAPS];
 	int nsnaps;
 	char op[200]; /* the operation under way */
@@ -230,21 +69,6 @@ struct run {
 	uint8_t *val, *got; /* VAL_MAX bytes each */
 	unsigned flushes, compacts, reopens, crashes, iters, snaps_taken, checks;
 };
-
-/* Keys and values printed for people: printable bytes as is, others \xx. */
-static void fmt_bytes(char *out, size_t cap, const void *p, size_t n, size_t max)
-{
-	const uint8_t *b = p;
-	size_t o = 0;
-
-	out[0] = '\0';
-	for (size_t i = 0; i < n && i < max && o + 5 < cap; i++)
-		o += (size_t)snprintf(out + o, cap - o,
-				      b[i] > 0x20 && b[i] < 0x7f && b[i] != '\\' ? "%c" : "\\%02x",
-				      b[i]);
-	if (n > max && o + 4 < cap)
-		snprintf(out + o, cap - o, "...");
-}
 
 static void __attribute__((noreturn, format(printf, 2, 3)))
 run_fail(struct run *r, const char *fmt, ...)
@@ -264,8 +88,9 @@ run_fail(struct run *r, const char *fmt, ...)
 	fail_msg("run %d (manual_background %d), step %d, op %s: %s\n"
 		 "  seed %llu (rerun: KV_TEST_SEED=%llu), run seed %llu; last operations:\n%s"
 		 "  log:\n%s",
-		 r->no, r->opt.manual_background, r->step, r->op, msg, (unsigned long long)r->seed,
-		 (unsigned long long)r->seed, (unsigned long long)r->run_seed, trace, r->log.text);
+		 r->no, r->kv.opt.manual_background, r->step, r->op, msg,
+		 (unsigned long long)r->seed, (unsigned long long)r->seed,
+		 (unsigned long long)r->run_seed, trace, r->kv.log.text);
 	abort(); /* not reached */
 }
 
@@ -374,35 +199,35 @@ static void rand_range(struct run *r, uint8_t *s, size_t *sl, uint8_t *e, size_t
 	} else {
 		*el = rand_key(r, e);
 	}
-	if (!key_cmp(s, *sl, e, *el)) {
+	if (!kvp_key_cmp(s, *sl, e, *el)) {
 		e[*sl] = 0;
 		*el = *sl + 1;
 	}
-	if (key_cmp(s, *sl, e, *el) > 0)
+	if (kvp_key_cmp(s, *sl, e, *el) > 0)
 		swap_keys(s, sl, e, el);
 }
 
 /* ---- checks ------------------------------------------------------------- */
 
-static void check_get(struct run *r, const struct kv_snapshot *s, const struct model *m,
+static void check_get(struct run *r, const struct kv_snapshot *s, const struct kvp_model *m,
 		      const uint8_t *k, size_t kl)
 {
-	const struct ment *e = model_get(m, k, kl);
-	ssize_t n = s ? kv_get_at(r->db, s, k, kl, r->got, VAL_MAX) :
-			kv_get(r->db, 0, k, kl, r->got, VAL_MAX);
+	const struct kvp_ment *e = kvp_model_get(m, k, kl);
+	ssize_t n = s ? kv_get_at(r->kv.db, s, k, kl, r->got, VAL_MAX) :
+			kv_get(r->kv.db, 0, k, kl, r->got, VAL_MAX);
 	char kb[32], want[64], got[64];
 
-	fmt_bytes(kb, sizeof(kb), k, kl, 8);
+	kvp_fmt_bytes(kb, sizeof(kb), k, kl, 8);
 	if (!e) {
 		if (n != -ENOENT) {
-			fmt_bytes(got, sizeof(got), r->got, n > 0 ? (size_t)n : 0, 12);
+			kvp_fmt_bytes(got, sizeof(got), r->got, n > 0 ? (size_t)n : 0, 12);
 			run_fail(r, "get %s: want absent, got %zd \"%s\"", kb, n, got);
 		}
 		return;
 	}
 	if (n != (ssize_t)e->vl || (e->vl && memcmp(r->got, e->v, e->vl))) {
-		fmt_bytes(want, sizeof(want), e->v, e->vl, 12);
-		fmt_bytes(got, sizeof(got), r->got, n > 0 ? (size_t)n : 0, 12);
+		kvp_fmt_bytes(want, sizeof(want), e->v, e->vl, 12);
+		kvp_fmt_bytes(got, sizeof(got), r->got, n > 0 ? (size_t)n : 0, 12);
 		run_fail(r, "get %s: want %zu bytes \"%s\", got %zd \"%s\"", kb, e->vl, want, n,
 			 got);
 	}
@@ -410,37 +235,14 @@ static void check_get(struct run *r, const struct kv_snapshot *s, const struct m
 }
 
 /* Compare @it, positioned, with @m from index @i for @limit keys (0 = all). */
-static void check_iter(struct run *r, struct kv_iter *it, const struct model *m, size_t i,
+static void check_iter(struct run *r, struct kv_iter *it, const struct kvp_model *m, size_t i,
 		       size_t limit)
 {
-	size_t seen = 0;
-	char a[32], b[32], va[64], vb[64];
+	size_t seen;
+	char why[512];
 
-	for (; kv_iter_valid(it) && (!limit || seen < limit); kv_iter_next(it), i++, seen++) {
-		size_t kl, vl;
-		const void *k = kv_iter_key(it, &kl);
-		const void *v = kv_iter_value(it, &vl);
-
-		fmt_bytes(a, sizeof(a), k, kl, 8);
-		if (i >= m->n)
-			run_fail(r, "iterator: %s after the model's last key (%zu keys)", a, m->n);
-		fmt_bytes(b, sizeof(b), m->e[i].k, m->e[i].kl, 8);
-		if (key_cmp(k, kl, m->e[i].k, m->e[i].kl))
-			run_fail(r, "iterator: key %zu after the seek is %s, model has %s", seen, a,
-				 b);
-		if (vl != m->e[i].vl || (vl && memcmp(v, m->e[i].v, vl))) {
-			fmt_bytes(va, sizeof(va), v, vl, 12);
-			fmt_bytes(vb, sizeof(vb), m->e[i].v, m->e[i].vl, 12);
-			run_fail(r, "iterator: %s = %zu bytes \"%s\", model %zu \"%s\"", a, vl, va,
-				 m->e[i].vl, vb);
-		}
-	}
-	if (kv_iter_status(it))
-		run_fail(r, "kv_iter_status = %d", kv_iter_status(it));
-	if (!kv_iter_valid(it) && i < m->n && (!limit || seen < limit)) {
-		fmt_bytes(b, sizeof(b), m->e[i].k, m->e[i].kl, 8);
-		run_fail(r, "iterator ended after %zu keys; the model has %s next", seen, b);
-	}
+	if (kvp_iter_compare(it, m, i, limit, &seen, why, sizeof(why)))
+		run_fail(r, "%s", why);
 	r->iters++;
 }
 
@@ -449,10 +251,10 @@ static void check_all(struct run *r, const char *when)
 	struct kv_iter *it;
 
 	set_op(r, "full check (%s, %zu keys)", when, r->m.n);
-	check_err(r, iter_open(r->db, NULL, &it), "kv_iter_create");
+	check_err(r, kvp_iter_open(r->kv.db, NULL, &it), "kv_iter_create");
 	kv_iter_seek_first(it);
 	check_iter(r, it, &r->m, 0, 0);
-	iter_close(it);
+	kvp_iter_close(it);
 	for (size_t i = 0; i < r->m.n; i++)
 		check_get(r, NULL, &r->m, r->m.e[i].k, r->m.e[i].kl);
 }
@@ -461,22 +263,14 @@ static void check_all(struct run *r, const char *when)
 
 static void db_open(struct run *r)
 {
-	int err;
-
-	r->log.len = 0;
-	r->log.text[0] = '\0';
-	err = kv_open(r->dir, &r->opt, &r->db);
-	if (err) {
-		r->db = NULL;
-		run_fail(r, "kv_open = %d (%s)", err, strerror(-err));
-	}
+	check_err(r, kvp_try_open(&r->kv), "kv_open");
 }
 
 static void release_snaps(struct run *r)
 {
 	for (int i = 0; i < r->nsnaps; i++) {
-		kv_snapshot_release(r->db, r->snaps[i].s);
-		model_free(&r->snaps[i].m);
+		kvp_snap_drop(r->kv.db, r->snaps[i].s);
+		kvp_model_free(&r->snaps[i].m);
 	}
 	r->nsnaps = 0;
 }
@@ -485,8 +279,8 @@ static void op_reopen(struct run *r)
 {
 	set_op(r, "close + reopen (%d snapshots dropped)", r->nsnaps);
 	release_snaps(r);
-	check_err(r, kv_close(r->db), "kv_close");
-	r->db = NULL;
+	check_err(r, kv_close(r->kv.db), "kv_close");
+	r->kv.db = NULL;
 	db_open(r);
 	r->reopens++;
 	check_all(r, "after reopen");
@@ -510,14 +304,14 @@ static void op_crash(struct run *r)
 	       (long long)rules.crash_after_ops, (unsigned long long)torn);
 	release_snaps(r);
 	if (how >= 2) {
-		kv_fault_env_set_rules(r->fe, &rules);
-		err = how == 2 ? kv_flush(r->db) : kv_compact(r->db);
+		kv_fault_env_set_rules(r->kv.fe, &rules);
+		err = how == 2 ? kv_flush(r->kv.db) : kv_compact(r->kv.db);
 	}
-	kv_abandon(r->db);
-	r->db = NULL;
+	kv_abandon(r->kv.db);
+	r->kv.db = NULL;
 	memset(&rules, 0, sizeof(rules));
-	kv_fault_env_set_rules(r->fe, &rules);
-	check_err(r, kv_fault_env_power_cut(r->fe, torn), "kv_fault_env_power_cut");
+	kv_fault_env_set_rules(r->kv.fe, &rules);
+	check_err(r, kv_fault_env_power_cut(r->kv.fe, torn), "kv_fault_env_power_cut");
 	(void)err; /* the flush may have failed or not: either is fine */
 	db_open(r);
 	r->crashes++;
@@ -532,10 +326,10 @@ static void op_put(struct run *r)
 	size_t kl = rand_key(r, k), vl = rand_val(r, r->val, VAL_MAX);
 	char kb[32];
 
-	fmt_bytes(kb, sizeof(kb), k, kl, 8);
+	kvp_fmt_bytes(kb, sizeof(kb), k, kl, 8);
 	set_op(r, "put %s (%zu bytes)", kb, vl);
-	check_err(r, kv_put(r->db, NULL, k, kl, r->val, vl), "kv_put");
-	model_put(&r->m, k, kl, r->val, vl);
+	check_err(r, kv_put(r->kv.db, NULL, k, kl, r->val, vl), "kv_put");
+	kvp_model_put(&r->m, k, kl, r->val, vl);
 }
 
 static void op_delete(struct run *r)
@@ -544,10 +338,10 @@ static void op_delete(struct run *r)
 	size_t kl = rand_key(r, k);
 	char kb[32];
 
-	fmt_bytes(kb, sizeof(kb), k, kl, 8);
+	kvp_fmt_bytes(kb, sizeof(kb), k, kl, 8);
 	set_op(r, "delete %s", kb);
-	check_err(r, kv_delete(r->db, NULL, k, kl), "kv_delete");
-	model_del(&r->m, k, kl);
+	check_err(r, kv_delete(r->kv.db, NULL, k, kl), "kv_delete");
+	kvp_model_del(&r->m, k, kl);
 }
 
 static void op_delete_range(struct run *r)
@@ -557,11 +351,11 @@ static void op_delete_range(struct run *r)
 	char sb[32], eb[32];
 
 	rand_range(r, s, &sl, e, &el);
-	fmt_bytes(sb, sizeof(sb), s, sl, 8);
-	fmt_bytes(eb, sizeof(eb), e, el, 8);
+	kvp_fmt_bytes(sb, sizeof(sb), s, sl, 8);
+	kvp_fmt_bytes(eb, sizeof(eb), e, el, 8);
 	set_op(r, "delete_range [%s, %s)", sb, eb);
-	check_err(r, kv_delete_range(r->db, NULL, s, sl, e, el), "kv_delete_range");
-	model_del_range(&r->m, s, sl, e, el);
+	check_err(r, kv_delete_range(r->kv.db, NULL, s, sl, e, el), "kv_delete_range");
+	kvp_model_del_range(&r->m, s, sl, e, el);
 }
 
 struct bop {
@@ -602,7 +396,7 @@ static void op_batch(struct run *r)
 		} else if (p->kind == 1) {
 			check_err(r, kv_batch_delete(b, p->k, p->kl), "kv_batch_delete");
 		}
-		fmt_bytes(kb, sizeof(kb), p->k, p->kl, 4);
+		kvp_fmt_bytes(kb, sizeof(kb), p->k, p->kl, 4);
 		if (o < (int)sizeof(desc) - 24)
 			o += snprintf(desc + o, sizeof(desc) - (size_t)o, " %c%s", "PDR"[p->kind],
 				      kb);
@@ -610,25 +404,25 @@ static void op_batch(struct run *r)
 	set_op(r, "batch of %d:%s", n, desc);
 	if (kv_batch_count(b) != (uint32_t)n)
 		run_fail(r, "kv_batch_count = %u, want %d", kv_batch_count(b), n);
-	check_err(r, kv_write(r->db, NULL, b), "kv_write");
+	check_err(r, kv_write(r->kv.db, NULL, b), "kv_write");
 	kv_batch_destroy(b);
 	for (int i = 0; i < n; i++) {
 		struct bop *p = &ops[i];
 
 		if (p->kind == 0)
-			model_put(&r->m, p->k, p->kl, r->val + p->voff, p->vl);
+			kvp_model_put(&r->m, p->k, p->kl, r->val + p->voff, p->vl);
 		else if (p->kind == 1)
-			model_del(&r->m, p->k, p->kl);
+			kvp_model_del(&r->m, p->k, p->kl);
 		else
-			model_del_range(&r->m, p->k, p->kl, p->e, p->el);
+			kvp_model_del_range(&r->m, p->k, p->kl, p->e, p->el);
 	}
 }
 
 /* A key to read: often one the model has, so hits are checked too. */
-static size_t read_key(struct run *r, const struct model *m, uint8_t *k)
+static size_t read_key(struct run *r, const struct kvp_model *m, uint8_t *k)
 {
 	if (m->n && rnd(r, 2)) {
-		const struct ment *e = &m->e[rnd(r, m->n)];
+		const struct kvp_ment *e = &m->e[rnd(r, m->n)];
 
 		memcpy(k, e->k, e->kl);
 		return e->kl;
@@ -642,7 +436,7 @@ static void op_get(struct run *r)
 	size_t kl = read_key(r, &r->m, k);
 	char kb[32];
 
-	fmt_bytes(kb, sizeof(kb), k, kl, 8);
+	kvp_fmt_bytes(kb, sizeof(kb), k, kl, 8);
 	set_op(r, "get %s", kb);
 	check_get(r, NULL, &r->m, k, kl);
 }
@@ -658,7 +452,7 @@ static void op_snap_get(struct run *r)
 		return;
 	s = &r->snaps[rnd(r, (uint64_t)r->nsnaps)];
 	kl = read_key(r, &s->m, k);
-	fmt_bytes(kb, sizeof(kb), k, kl, 8);
+	kvp_fmt_bytes(kb, sizeof(kb), k, kl, 8);
 	set_op(r, "get %s at the snapshot of step %d", kb, s->taken_at);
 	check_get(r, s->s, &s->m, k, kl);
 }
@@ -671,8 +465,8 @@ static void op_snap_create(struct run *r)
 		return;
 	set_op(r, "snapshot create (%d live)", r->nsnaps);
 	s = &r->snaps[r->nsnaps];
-	check_err(r, kv_snapshot_create(r->db, &s->s), "kv_snapshot_create");
-	model_copy(&s->m, &r->m);
+	check_err(r, kvp_snap_take(r->kv.db, &s->s), "kv_snapshot_create");
+	kvp_model_copy(&s->m, &r->m);
 	s->taken_at = r->step;
 	r->nsnaps++;
 	r->snaps_taken++;
@@ -686,8 +480,8 @@ static void op_snap_release(struct run *r)
 		return;
 	i = (int)rnd(r, (uint64_t)r->nsnaps);
 	set_op(r, "snapshot release (of step %d)", r->snaps[i].taken_at);
-	kv_snapshot_release(r->db, r->snaps[i].s);
-	model_free(&r->snaps[i].m);
+	kvp_snap_drop(r->kv.db, r->snaps[i].s);
+	kvp_model_free(&r->snaps[i].m);
 	r->snaps[i] = r->snaps[--r->nsnaps];
 }
 
@@ -696,7 +490,7 @@ static void op_iter(struct run *r, int full)
 {
 	struct snap *s = r->nsnaps && rnd(r, 3) == 0 ? &r->snaps[rnd(r, (uint64_t)r->nsnaps)] :
 						       NULL;
-	const struct model *m = s ? &s->m : &r->m;
+	const struct kvp_model *m = s ? &s->m : &r->m;
 	struct kv_iter *it;
 	uint8_t k[4];
 	size_t kl = 0, limit = full ? 0 : 1 + rnd(r, 20);
@@ -704,36 +498,36 @@ static void op_iter(struct run *r, int full)
 
 	if (!full) {
 		kl = rand_key(r, k);
-		fmt_bytes(kb, sizeof(kb), k, kl, 8);
+		kvp_fmt_bytes(kb, sizeof(kb), k, kl, 8);
 	}
 	set_op(r, "%s%s%s, %zu keys%s", full ? "full iteration" : "seek to ", kb,
 	       s ? " at a snapshot" : "", limit, full ? " (all)" : "");
-	check_err(r, iter_open(r->db, s ? s->s : NULL, &it), "kv_iter_create");
+	check_err(r, kvp_iter_open(r->kv.db, s ? s->s : NULL, &it), "kv_iter_create");
 	if (full)
 		kv_iter_seek_first(it);
 	else
 		kv_iter_seek(it, k, kl);
-	check_iter(r, it, m, full ? 0 : model_lower(m, k, kl), limit);
+	check_iter(r, it, m, full ? 0 : kvp_model_lower(m, k, kl), limit);
 	/* Seek again on the same iterator, backwards. */
 	if (!full && m->n) {
-		const struct ment *e = &m->e[rnd(r, m->n)];
+		const struct kvp_ment *e = &m->e[rnd(r, m->n)];
 
 		kv_iter_seek(it, e->k, e->kl);
-		check_iter(r, it, m, model_lower(m, e->k, e->kl), 3);
+		check_iter(r, it, m, kvp_model_lower(m, e->k, e->kl), 3);
 	}
-	iter_close(it);
+	kvp_iter_close(it);
 }
 
 /* An iterator made now keeps its view through later writes (and a flush). */
 static void op_iter_stale(struct run *r)
 {
-	struct model frozen;
+	struct kvp_model frozen;
 	struct kv_iter *it;
 	int n = 1 + (int)rnd(r, 6), flush = rnd(r, 4) == 0;
 
 	set_op(r, "iterator, then %d writes%s, then iterate", n, flush ? " and a flush" : "");
-	check_err(r, iter_open(r->db, NULL, &it), "kv_iter_create");
-	model_copy(&frozen, &r->m);
+	check_err(r, kvp_iter_open(r->kv.db, NULL, &it), "kv_iter_create");
+	kvp_model_copy(&frozen, &r->m);
 	for (int i = 0; i < n; i++) {
 		if (rnd(r, 3))
 			op_put(r);
@@ -741,18 +535,18 @@ static void op_iter_stale(struct run *r)
 			op_delete_range(r);
 	}
 	if (flush)
-		check_err(r, kv_flush(r->db), "kv_flush");
+		check_err(r, kv_flush(r->kv.db), "kv_flush");
 	set_op(r, "the iterator made before %d writes", n);
 	kv_iter_seek_first(it);
 	check_iter(r, it, &frozen, 0, 0);
-	iter_close(it);
-	model_free(&frozen);
+	kvp_iter_close(it);
+	kvp_model_free(&frozen);
 }
 
 static void op_flush(struct run *r)
 {
 	set_op(r, "kv_flush");
-	check_err(r, kv_flush(r->db), "kv_flush");
+	check_err(r, kv_flush(r->kv.db), "kv_flush");
 	r->flushes++;
 }
 
@@ -762,15 +556,15 @@ static void op_compact(struct run *r)
 	int levels = 0;
 
 	set_op(r, "kv_compact (%d snapshots)", r->nsnaps);
-	check_err(r, kv_compact(r->db), "kv_compact");
+	check_err(r, kv_compact(r->kv.db), "kv_compact");
 	r->compacts++;
-	check_err(r, kv_stats(r->db, &st), "kv_stats");
+	check_err(r, kv_stats(r->kv.db, &st), "kv_stats");
 	if (st.bg_error || st.failed)
 		run_fail(r, "after kv_compact: bg_error %d, failed %d", st.bg_error, st.failed);
 	/* With manual background work nothing can have landed since. */
 	for (int l = 0; l < KV_MAX_LEVELS; l++)
 		levels += st.level_tables[l] != 0;
-	if (r->opt.manual_background && levels > 1)
+	if (r->kv.opt.manual_background && levels > 1)
 		run_fail(r, "kv_compact left tables in %d levels", levels);
 }
 
@@ -780,18 +574,18 @@ static void keep_memtables_few(struct run *r)
 {
 	struct kv_stats st;
 
-	check_err(r, kv_stats(r->db, &st), "kv_stats");
+	check_err(r, kv_stats(r->kv.db, &st), "kv_stats");
 	if (st.bg_error || st.failed)
 		run_fail(r, "bg_error %d, failed %d", st.bg_error, st.failed);
 	if (st.snapshots != (uint64_t)r->nsnaps)
 		run_fail(r, "stats: %llu snapshots, %d live", (unsigned long long)st.snapshots,
 			 r->nsnaps);
-	if (!r->opt.manual_background && st.memtables > (uint64_t)r->opt.max_immutable + 1)
+	if (!r->kv.opt.manual_background && st.memtables > (uint64_t)r->kv.opt.max_immutable + 1)
 		run_fail(r, "stats: %llu memtables, max_immutable %d",
-			 (unsigned long long)st.memtables, r->opt.max_immutable);
-	if (r->opt.manual_background && st.memtables >= 8) {
+			 (unsigned long long)st.memtables, r->kv.opt.max_immutable);
+	if (r->kv.opt.manual_background && st.memtables >= 8) {
 		set_op(r, "kv_flush (%llu memtables)", (unsigned long long)st.memtables);
-		check_err(r, kv_flush(r->db), "kv_flush");
+		check_err(r, kv_flush(r->kv.db), "kv_flush");
 	}
 }
 
@@ -845,18 +639,10 @@ static struct run *current;
 
 static void run_free(struct run *r)
 {
-	live_free(r->db);
-	if (r->db) {
-		release_snaps(r);
-		kv_abandon(r->db);
-	}
+	kvp_store_fini(&r->kv); /* releases the snapshots, abandons the db */
 	for (int i = 0; i < r->nsnaps; i++)
-		model_free(&r->snaps[i].m);
-	model_free(&r->m);
-	if (r->fe)
-		kv_fault_env_destroy(r->fe);
-	kvt_rmrf(r->dir);
-	free(r->dir);
+		kvp_model_free(&r->snaps[i].m);
+	kvp_model_free(&r->m);
 	free(r->val);
 	free(r->got);
 	free(r);
@@ -878,19 +664,17 @@ static void one_run(int no, uint64_t seed)
 	for (int i = 0; i <= no; i++)
 		r->rs = kvt_rand(&r->rs) | 1;
 	r->run_seed = r->rs;
-	r->dir = kvt_mkdtemp("model");
+	assert_int_equal(kvp_store_init(&r->kv, "model", 1), 0);
 	r->val = malloc(VAL_MAX);
 	r->got = malloc(VAL_MAX);
 	assert_non_null(r->val);
 	assert_non_null(r->got);
-	assert_int_equal(kv_fault_env_create(kv_env_default(), &r->fe), 0);
-	kvt_options(&r->opt, kv_fault_env_env(r->fe), &r->log);
-	r->opt.log_buffer_size = 64 << 10;
-	r->opt.manual_background = no % 2 == 0;
-	r->opt.max_immutable = r->opt.manual_background ? 16 : 2;
-	r->opt.table_target_size = 32 << 10; /* several tables per compaction */
-	r->opt.level1_max_bytes = 128 << 10; /* and several levels */
-	r->opt.l0_compact_trigger = 3;
+	r->kv.opt.log_buffer_size = 64 << 10;
+	r->kv.opt.manual_background = no % 2 == 0;
+	r->kv.opt.max_immutable = r->kv.opt.manual_background ? 16 : 2;
+	r->kv.opt.table_target_size = 32 << 10; /* several tables per compaction */
+	r->kv.opt.level1_max_bytes = 128 << 10; /* and several levels */
+	r->kv.opt.l0_compact_trigger = 3;
 	db_open(r);
 	for (r->step = 0; r->step < steps; r->step++) {
 		step(r);
@@ -898,16 +682,16 @@ static void one_run(int no, uint64_t seed)
 	}
 	r->step = steps;
 	check_all(r, "end of run");
-	check_err(r, kv_stats(r->db, &st), "kv_stats");
+	check_err(r, kv_stats(r->kv.db, &st), "kv_stats");
 	for (int l = 0, o = 0; l < KV_MAX_LEVELS; l++)
 		o += snprintf(shape + o, sizeof(shape) - (size_t)o, " %llu",
 			      (unsigned long long)st.level_tables[l]);
 	release_snaps(r);
-	check_err(r, kv_close(r->db), "kv_close");
-	r->db = NULL;
+	check_err(r, kv_close(r->kv.db), "kv_close");
+	r->kv.db = NULL;
 	set_op(r, "kv_check");
 	before = r->checks;
-	problems = kv_check(r->dir, NULL, check_report, r);
+	problems = kv_check(r->kv.dir, NULL, check_report, r);
 	if (problems < 0)
 		run_fail(r, "kv_check = %d (%s)", problems, strerror(-problems));
 	if (problems || r->checks != before)
@@ -915,8 +699,8 @@ static void one_run(int no, uint64_t seed)
 	print_message("[ INFO     ] run %d (manual %d): %d steps, %zu keys at the end, tables per "
 		      "level%s; %u flushes, %u compactions, %u reopens, %u crashes, %u snapshots, "
 		      "%u iterations, %u reads checked\n",
-		      no, r->opt.manual_background, steps, r->m.n, shape, r->flushes, r->compacts,
-		      r->reopens, r->crashes, r->snaps_taken, r->iters, r->checks);
+		      no, r->kv.opt.manual_background, steps, r->m.n, shape, r->flushes,
+		      r->compacts, r->reopens, r->crashes, r->snaps_taken, r->iters, r->checks);
 	current = NULL;
 	run_free(r);
 }

@@ -18,7 +18,6 @@
  * Keys are "k%08u"; a key's value is a deterministic function of (key
  * number, version), so any read can be checked without keeping values.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -34,77 +33,14 @@
 #include <cmocka.h>
 
 #include "kv.h"
-#include "kv_test_util.h"
-
-/* Iterators (and snapshots) a test holds, so that teardown can free them
- * after a failure: a db must not be closed under them. */
-#define LIVE_MAX 8
-static struct kv_iter *live_iter[LIVE_MAX];
-
-static int iter_open(struct kv_db *db, const struct kv_snapshot *s, struct kv_iter **out)
-{
-	int err = kv_iter_create(db, s, out);
-
-	for (int i = 0; !err && i < LIVE_MAX; i++)
-		if (!live_iter[i]) {
-			live_iter[i] = *out;
-			break;
-		}
-	return err;
-}
-
-static void iter_close(struct kv_iter *it)
-{
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live_iter[i] == it)
-			live_iter[i] = NULL;
-	kv_iter_destroy(it);
-}
-
-static struct kv_snapshot *live_snap[LIVE_MAX];
-
-static int snap_take(struct kv_db *db, struct kv_snapshot **out)
-{
-	int err = kv_snapshot_create(db, out);
-
-	for (int i = 0; !err && i < LIVE_MAX; i++)
-		if (!live_snap[i]) {
-			live_snap[i] = *out;
-			break;
-		}
-	return err;
-}
-
-static void snap_drop(struct kv_db *db, struct kv_snapshot *s)
-{
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live_snap[i] == s)
-			live_snap[i] = NULL;
-	kv_snapshot_release(db, s);
-}
-
-/* After a failure: what the test still held. */
-static void live_free(struct kv_db *db)
-{
-	for (int i = 0; i < LIVE_MAX; i++) {
-		if (live_iter[i])
-			kv_iter_destroy(live_iter[i]);
-		live_iter[i] = NULL;
-		if (live_snap[i] && db)
-			kv_snapshot_release(db, live_snap[i]);
-		live_snap[i] = NULL;
-	}
-}
+#include "persist_util.h"
 
 #define BIG_VALUE (200u << 10) /* largest value test_value_sizes writes */
 
 /* ---- fixture ------------------------------------------------------------ */
 
 struct fx {
-	char *dir;
-	struct kvt_log log;
-	struct kv_options opt;
-	struct kv_db *db;
+	struct kvp_store kv;
 	uint8_t *want, *got; /* BIG_VALUE + 1 bytes each */
 	int *ver;	     /* a test's model: version of each key, -1 absent */
 };
@@ -113,12 +49,12 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
-	if (!f)
+	if (!f || kvp_store_init(&f->kv, "persist", 0)) {
+		free(f);
 		return -1;
-	f->dir = kvt_mkdtemp("persist");
-	kvt_options(&f->opt, NULL, &f->log);
-	f->opt.manual_background = 1;
-	f->opt.max_immutable = 16;
+	}
+	f->kv.opt.manual_background = 1;
+	f->kv.opt.max_immutable = 16;
 	f->want = malloc(BIG_VALUE + 1);
 	f->got = malloc(BIG_VALUE + 1);
 	if (!f->want || !f->got)
@@ -131,86 +67,12 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	live_free(f->db);
-	if (f->db)
-		kv_close(f->db);
-	kvt_rmrf(f->dir);
-	free(f->dir);
+	kvp_store_fini(&f->kv);
 	free(f->want);
 	free(f->got);
 	free(f->ver);
 	free(f);
 	return 0;
-}
-
-static void db_open(struct fx *f)
-{
-	int err;
-
-	assert_null(f->db);
-	f->log.len = 0;
-	f->log.text[0] = '\0';
-	err = kv_open(f->dir, &f->opt, &f->db);
-	if (err)
-		fail_msg("kv_open(%s) = %d (%s); log:\n%s", f->dir, err, strerror(-err),
-			 f->log.text);
-}
-
-static void db_close(struct fx *f)
-{
-	int err = kv_close(f->db);
-
-	f->db = NULL;
-	if (err)
-		fail_msg("kv_close = %d (%s); log:\n%s", err, strerror(-err), f->log.text);
-}
-
-static void db_reopen(struct fx *f)
-{
-	db_close(f);
-	db_open(f);
-}
-
-static void stats(struct fx *f, struct kv_stats *st)
-{
-	assert_int_equal(kv_stats(f->db, st), 0);
-	if (st->failed || st->bg_error)
-		fail_msg("store failed (%d) or background error (%d); log:\n%s", st->failed,
-			 st->bg_error, f->log.text);
-}
-
-static void do_flush(struct fx *f)
-{
-	int err = kv_flush(f->db);
-
-	if (err)
-		fail_msg("kv_flush = %d (%s); log:\n%s", err, strerror(-err), f->log.text);
-}
-
-static void do_compact(struct fx *f)
-{
-	int err = kv_compact(f->db);
-
-	if (err)
-		fail_msg("kv_compact = %d (%s); log:\n%s", err, strerror(-err), f->log.text);
-}
-
-static uint64_t table_bytes(const struct kv_stats *st)
-{
-	uint64_t n = 0;
-
-	for (int l = 0; l < KV_MAX_LEVELS; l++)
-		n += st->level_bytes[l];
-	return n;
-}
-
-static uint64_t table_count(const struct kv_stats *st)
-{
-	uint64_t n = 0;
-
-	for (int l = 0; l < KV_MAX_LEVELS; l++)
-		n += st->level_tables[l];
-	return n;
 }
 
 /* Number of levels that hold tables; *deepest = the deepest of them. */
@@ -249,35 +111,7 @@ static void print_shape(const char *what, const struct kv_stats *st)
 		      (unsigned long long)st->stalls);
 }
 
-/* wal-<16 hex>.log files in @dir. */
-static int wal_files(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d))) {
-		const char *s = e->d_name;
-
-		if (strlen(s) != 24 || strncmp(s, "wal-", 4) || strcmp(s + 20, ".log"))
-			continue;
-		if (strspn(s + 4, "0123456789abcdef") == 16)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
 /* ---- keys and values ---------------------------------------------------- */
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
 
 static size_t key_of(unsigned i, char *key)
 {
@@ -287,33 +121,23 @@ static size_t key_of(unsigned i, char *key)
 /* The value of key @i at version @ver: @len bytes, header then filler. */
 static size_t val_fill(unsigned i, unsigned ver, size_t len, uint8_t *buf)
 {
-	uint64_t h = mix(((uint64_t)i << 32) ^ ver);
-	char head[32];
-	int hl = snprintf(head, sizeof(head), "%u.%u:", i, ver);
-
-	for (size_t k = 0; k < len; k++) {
-		if ((k & 7) == 0)
-			h = mix(h);
-		buf[k] = (uint8_t)(h >> (8 * (k & 7)));
-	}
-	memcpy(buf, head, len < (size_t)hl ? len : (size_t)hl);
-	return len;
+	return kvp_value(buf, len, ((uint64_t)i << 32) ^ ver, "%u.%u:", i, ver);
 }
 
 /* A value of 16..16+@spread-1 bytes for (i, ver). */
 static size_t val_of(unsigned i, unsigned ver, size_t spread, uint8_t *buf)
 {
-	return val_fill(i, ver, 16 + mix(i * 31u + ver) % spread, buf);
+	return val_fill(i, ver, 16 + kvp_mix(i * 31u + ver) % spread, buf);
 }
 
 static void put_val(struct fx *f, const void *key, size_t klen, const void *val, size_t vlen)
 {
-	int err = kv_put(f->db, NULL, key, klen, val, vlen);
+	int err = kv_put(f->kv.db, NULL, key, klen, val, vlen);
 
 	if (err)
 		fail_msg("kv_put(%.*s, %zu bytes) = %d (%s); log:\n%s",
 			 (int)(klen < 40 ? klen : 40), (const char *)key, vlen, err, strerror(-err),
-			 f->log.text);
+			 f->kv.log.text);
 }
 
 static void put_key(struct fx *f, unsigned i, unsigned ver, size_t spread)
@@ -328,7 +152,7 @@ static void put_key(struct fx *f, unsigned i, unsigned ver, size_t spread)
 static void expect_val(struct fx *f, const void *key, size_t klen, const void *val, size_t vlen,
 		       const char *when)
 {
-	ssize_t r = kv_get(f->db, 0, key, klen, f->got, BIG_VALUE + 1);
+	ssize_t r = kv_get(f->kv.db, 0, key, klen, f->got, BIG_VALUE + 1);
 	int kl = (int)(klen < 40 ? klen : 40);
 
 	if (!val) {
@@ -369,7 +193,7 @@ static void expect_all(struct fx *f, const int *ver, unsigned n, size_t spread, 
 	for (unsigned k = 0; k < n; k++)
 		expect_key(f, k, ver[k], spread, when);
 
-	err = iter_open(f->db, NULL, &it);
+	err = kvp_iter_open(f->kv.db, NULL, &it);
 	if (err)
 		fail_msg("%s: kv_iter_create = %d", when, err);
 	for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it)) {
@@ -395,7 +219,7 @@ static void expect_all(struct fx *f, const int *ver, unsigned n, size_t spread, 
 		seen++;
 	}
 	assert_int_equal(kv_iter_status(it), 0);
-	iter_close(it);
+	kvp_iter_close(it);
 	while (i < n && ver[i] < 0)
 		i++;
 	if (i != n)
@@ -410,28 +234,28 @@ static void test_flush_reopen(void **state)
 	unsigned n = 2000, spread = 400;
 	int *ver = f->ver = calloc(n, sizeof(*ver));
 	struct kv_stats st0, st1, st2;
-	int files0, files1;
+	unsigned files0, files1;
 
-	f->opt.log_buffer_size = 64 << 10;
-	db_open(f);
+	f->kv.opt.log_buffer_size = 64 << 10;
+	kvp_open(&f->kv);
 	for (unsigned i = 0; i < n / 2; i++)
 		put_key(f, i, 0, spread);
 	for (unsigned i = n / 2; i < n; i++)
 		ver[i] = -1;
-	stats(f, &st0);
-	files0 = wal_files(f->dir);
+	kvp_stats(&f->kv, &st0);
+	files0 = kvp_count_files(f->kv.dir, "wal-", ".log");
 	print_shape("before flush", &st0);
 	assert_true(st0.memtables >= 3); /* ~220 KiB in 64 KiB buffers */
 	assert_true(files0 >= 3);
-	assert_int_equal(table_count(&st0), 0);
+	assert_int_equal(kvp_table_count(&st0), 0);
 	assert_int_equal(st0.flushes, 0);
 	expect_all(f, ver, n, spread, "in memtables");
 
-	do_flush(f);
-	stats(f, &st1);
-	files1 = wal_files(f->dir);
+	kvp_flush(&f->kv);
+	kvp_stats(&f->kv, &st1);
+	files1 = kvp_count_files(f->kv.dir, "wal-", ".log");
 	print_shape("after flush", &st1);
-	print_message("[ INFO     ] wal files %d -> %d\n", files0, files1);
+	print_message("[ INFO     ] wal files %u -> %u\n", files0, files1);
 	assert_int_equal(st1.memtables, 1);
 	assert_true(st1.wal_segments <= 2);
 	assert_true(files1 <= 2); /* the active segment and perhaps a spare */
@@ -454,22 +278,22 @@ static void test_flush_reopen(void **state)
 		put_key(f, i, 1, spread);
 	}
 	expect_all(f, ver, n, spread, "memtables over level 0");
-	do_flush(f);
-	stats(f, &st2);
+	kvp_flush(&f->kv);
+	kvp_stats(&f->kv, &st2);
 	print_shape("after the second flush", &st2);
 	assert_true(st2.level_tables[0] > st1.level_tables[0]);
 	assert_true(st2.flushes > st1.flushes);
 	assert_int_equal(st2.memtables, 1);
-	assert_true(wal_files(f->dir) <= 2);
+	assert_true(kvp_count_files(f->kv.dir, "wal-", ".log") <= 2);
 	expect_all(f, ver, n, spread, "after the second flush");
 
 	/* A flush with nothing to flush adds no table. */
-	do_flush(f);
-	stats(f, &st1);
+	kvp_flush(&f->kv);
+	kvp_stats(&f->kv, &st1);
 	assert_int_equal(st1.level_tables[0], st2.level_tables[0]);
 
-	db_reopen(f);
-	stats(f, &st1);
+	kvp_reopen(&f->kv);
+	kvp_stats(&f->kv, &st1);
 	print_shape("after reopen", &st1);
 	assert_int_equal(st1.level_tables[0], st2.level_tables[0]);
 	assert_int_equal(st1.level_bytes[0], st2.level_bytes[0]);
@@ -480,10 +304,10 @@ static void test_flush_reopen(void **state)
 		ver[i] = 2;
 		put_key(f, i, 2, spread);
 	}
-	db_reopen(f);
+	kvp_reopen(&f->kv);
 	expect_all(f, ver, n, spread, "tables + WAL after reopen");
-	do_flush(f);
-	db_reopen(f);
+	kvp_flush(&f->kv);
+	kvp_reopen(&f->kv);
 	expect_all(f, ver, n, spread, "after a third flush and reopen");
 }
 
@@ -527,9 +351,10 @@ static void check_sizes(struct fx *f, unsigned gen, const char *when)
 		val_fill(s, gen, len, f->want);
 		expect_val(f, key, klen, f->want, len, when);
 		/* A short buffer gets the full length and a prefix. */
-		assert_int_equal(kv_get(f->db, 0, key, klen, small, sizeof(small)), (ssize_t)len);
+		assert_int_equal(kv_get(f->kv.db, 0, key, klen, small, sizeof(small)),
+				 (ssize_t)len);
 		assert_memory_equal(small, f->want, len < 8 ? len : 8);
-		assert_int_equal(kv_get_alloc(f->db, 0, key, klen, &val, &vlen), 0);
+		assert_int_equal(kv_get_alloc(f->kv.db, 0, key, klen, &val, &vlen), 0);
 		assert_int_equal(vlen, len);
 		if (len)
 			assert_memory_equal(val, f->want, len);
@@ -538,7 +363,7 @@ static void check_sizes(struct fx *f, unsigned gen, const char *when)
 
 	/* Iteration gives the same, in key order: size_key orders keys by
 	 * their first byte, then the second, which sort like j. */
-	assert_int_equal(iter_open(f->db, NULL, &it), 0);
+	assert_int_equal(kvp_iter_open(f->kv.db, NULL, &it), 0);
 	for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it), j++) {
 		size_t klen, vlen, wl;
 		const void *k = kv_iter_key(it, &klen);
@@ -554,7 +379,7 @@ static void check_sizes(struct fx *f, unsigned gen, const char *when)
 			fail_msg("%s: iterator value %u: %zu bytes, want %zu", when, j, vlen, wl);
 	}
 	assert_int_equal(kv_iter_status(it), 0);
-	iter_close(it);
+	kvp_iter_close(it);
 	assert_int_equal(j, NSIZES);
 }
 
@@ -563,19 +388,19 @@ static void test_value_sizes(void **state)
 	struct fx *f = *state;
 	uint8_t key[KV_MAX_KEY];
 
-	f->opt.log_buffer_size = 1 << 20; /* values up to 256 KiB */
-	db_open(f);
+	f->kv.opt.log_buffer_size = 1 << 20; /* values up to 256 KiB */
+	kvp_open(&f->kv);
 	for (unsigned s = 0; s < NSIZES; s++) {
 		size_t klen = size_key(s, key);
 
 		put_val(f, key, klen, f->want, val_fill(s, 0, value_sizes[s], f->want));
 	}
 	check_sizes(f, 0, "memtable");
-	do_flush(f);
+	kvp_flush(&f->kv);
 	check_sizes(f, 0, "level 0");
-	do_compact(f);
+	kvp_compact(&f->kv);
 	check_sizes(f, 0, "compacted");
-	db_reopen(f);
+	kvp_reopen(&f->kv);
 	check_sizes(f, 0, "reopened");
 
 	/* Generation 1 (sizes reversed) over generation 0 in a deeper level. */
@@ -586,13 +411,13 @@ static void test_value_sizes(void **state)
 			val_fill(s, 1, value_sizes[NSIZES - 1 - s], f->want));
 	}
 	check_sizes(f, 1, "generation 1 in memtables");
-	db_reopen(f);
+	kvp_reopen(&f->kv);
 	check_sizes(f, 1, "generation 1 from the WAL");
-	do_flush(f);
+	kvp_flush(&f->kv);
 	check_sizes(f, 1, "generation 1 in level 0");
-	do_compact(f);
+	kvp_compact(&f->kv);
 	check_sizes(f, 1, "generation 1 compacted");
-	db_reopen(f);
+	kvp_reopen(&f->kv);
 	check_sizes(f, 1, "generation 1 reopened");
 }
 
@@ -602,7 +427,7 @@ static void del_key(struct fx *f, int *ver, unsigned i)
 {
 	char key[16];
 
-	assert_int_equal(kv_delete(f->db, NULL, key, key_of(i, key)), 0);
+	assert_int_equal(kv_delete(f->kv.db, NULL, key, key_of(i, key)), 0);
 	ver[i] = -1;
 }
 
@@ -610,7 +435,7 @@ static void del_range(struct fx *f, int *ver, unsigned a, unsigned b)
 {
 	char ka[16], kb[16];
 	size_t la = key_of(a, ka), lb = key_of(b, kb);
-	int err = kv_delete_range(f->db, NULL, ka, la, kb, lb);
+	int err = kv_delete_range(f->kv.db, NULL, ka, la, kb, lb);
 
 	if (err)
 		fail_msg("kv_delete_range(%s, %s) = %d", ka, kb, err);
@@ -626,11 +451,11 @@ static void test_deletes_persist(void **state)
 	struct kv_batch *b;
 	char k1[16], k2[16];
 
-	f->opt.log_buffer_size = 64 << 10;
-	db_open(f);
+	f->kv.opt.log_buffer_size = 64 << 10;
+	kvp_open(&f->kv);
 	for (unsigned i = 0; i < n; i++)
 		put_key(f, i, 0, spread);
-	do_flush(f);
+	kvp_flush(&f->kv);
 
 	/* Point and range deletes in the memtable over level 0. */
 	for (unsigned i = 0; i < n; i += 7)
@@ -643,19 +468,19 @@ static void test_deletes_persist(void **state)
 		put_key(f, i, 1, spread);
 	}
 	expect_all(f, ver, n, spread, "puts after a range delete");
-	db_reopen(f);
+	kvp_reopen(&f->kv);
 	expect_all(f, ver, n, spread, "deletes replayed from the WAL");
-	do_flush(f);
+	kvp_flush(&f->kv);
 	expect_all(f, ver, n, spread, "deletes in level 0");
-	do_compact(f);
+	kvp_compact(&f->kv);
 	expect_all(f, ver, n, spread, "deletes compacted");
-	db_reopen(f);
+	kvp_reopen(&f->kv);
 	expect_all(f, ver, n, spread, "compacted, reopened");
 
 	/* A range delete in level 0 over the deeper level, overlapping a
 	 * later range delete, and a batch mixing all three kinds of op. */
 	del_range(f, ver, 2000, 2600);
-	do_flush(f);
+	kvp_flush(&f->kv);
 	del_range(f, ver, 2500, 2800);
 	assert_int_equal(kv_batch_create(&b), 0);
 	assert_int_equal(kv_batch_delete_range(b, k1, key_of(200, k1), k2, key_of(300, k2)), 0);
@@ -671,21 +496,21 @@ static void test_deletes_persist(void **state)
 	for (unsigned i = 200; i < 300; i++)
 		if (i < 250 || i >= 260 || i == 255)
 			ver[i] = -1;
-	assert_int_equal(kv_write(f->db, NULL, b), 0);
+	assert_int_equal(kv_write(f->kv.db, NULL, b), 0);
 	kv_batch_destroy(b);
 	expect_all(f, ver, n, spread, "range deletes in levels 0 and memtable");
-	do_flush(f);
+	kvp_flush(&f->kv);
 	expect_all(f, ver, n, spread, "two range deletes in level 0");
-	db_reopen(f);
+	kvp_reopen(&f->kv);
 	expect_all(f, ver, n, spread, "range deletes in level 0, reopened");
-	do_compact(f);
+	kvp_compact(&f->kv);
 	expect_all(f, ver, n, spread, "range deletes compacted");
 	/* A key put into a compacted-away range is visible. */
 	ver[2700] = 4;
 	put_key(f, 2700, 4, spread);
-	do_flush(f);
-	do_compact(f);
-	db_reopen(f);
+	kvp_flush(&f->kv);
+	kvp_compact(&f->kv);
+	kvp_reopen(&f->kv);
 	expect_all(f, ver, n, spread, "the end");
 }
 
@@ -700,18 +525,18 @@ static void test_compact_shrinks(void **state)
 	uint64_t before, after;
 	int deepest, deepest_full;
 
-	f->opt.table_target_size = 256 << 10; /* several output tables */
-	db_open(f);
+	f->kv.opt.table_target_size = 256 << 10; /* several output tables */
+	kvp_open(&f->kv);
 	for (unsigned i = 0; i < n; i++) {
 		put_key(f, i, 0, spread);
 		if (i % (n / 4) == n / 4 - 1)
-			do_flush(f);
+			kvp_flush(&f->kv);
 	}
-	stats(f, &st);
+	kvp_stats(&f->kv, &st);
 	print_shape("four flushes", &st);
 	assert_true(st.level_tables[0] >= 4);
-	do_compact(f);
-	stats(f, &full);
+	kvp_compact(&f->kv);
+	kvp_stats(&f->kv, &full);
 	print_shape("compacted", &full);
 	assert_int_equal(levels_used(&full, &deepest_full), 1);
 	assert_true(deepest_full >= 1); /* compaction output is not level 0 */
@@ -720,7 +545,7 @@ static void test_compact_shrinks(void **state)
 	assert_true(full.compact_read_bytes > 0 && full.compact_write_bytes > 0);
 	assert_true(fabs(full.space_amp - 1.0) < 1e-6);
 	assert_int_equal(full.memtables, 1);
-	before = table_bytes(&full);
+	before = kvp_table_bytes(&full);
 	expect_all(f, ver, n, spread, "compacted");
 
 	/* Delete 90% of the keys: the first half by point deletes, the second
@@ -730,13 +555,13 @@ static void test_compact_shrinks(void **state)
 			del_key(f, ver, i);
 	for (unsigned i = n / 2; i < n; i += 10)
 		del_range(f, ver, i + 1, i + 10 < n ? i + 10 : n);
-	do_flush(f);
-	stats(f, &st);
-	assert_true(table_bytes(&st) > before); /* the tombstones are data too */
-	do_compact(f);
-	stats(f, &st);
+	kvp_flush(&f->kv);
+	kvp_stats(&f->kv, &st);
+	assert_true(kvp_table_bytes(&st) > before); /* the tombstones are data too */
+	kvp_compact(&f->kv);
+	kvp_stats(&f->kv, &st);
 	print_shape("90% deleted, compacted", &st);
-	after = table_bytes(&st);
+	after = kvp_table_bytes(&st);
 	print_message("[ INFO     ] table bytes %llu -> %llu (%.1f%%)\n",
 		      (unsigned long long)before, (unsigned long long)after,
 		      100.0 * (double)after / (double)before);
@@ -747,18 +572,18 @@ static void test_compact_shrinks(void **state)
 	 * (kept, they would add about 8% of the original bytes). */
 	assert_true(after < before * 15 / 100);
 	expect_all(f, ver, n, spread, "90% deleted, compacted");
-	db_reopen(f);
-	stats(f, &st);
+	kvp_reopen(&f->kv);
+	kvp_stats(&f->kv, &st);
 	assert_int_equal(levels_used(&st, &deepest), 1);
-	assert_int_equal(table_bytes(&st), after);
+	assert_int_equal(kvp_table_bytes(&st), after);
 	expect_all(f, ver, n, spread, "90% deleted, reopened");
 
 	/* Deleting everything and compacting leaves no table at all. */
 	del_range(f, ver, 0, n);
-	do_compact(f);
-	stats(f, &st);
+	kvp_compact(&f->kv);
+	kvp_stats(&f->kv, &st);
 	print_shape("all deleted, compacted", &st);
-	assert_int_equal(table_count(&st), 0);
+	assert_int_equal(kvp_table_count(&st), 0);
 	expect_all(f, ver, n, spread, "all deleted");
 }
 
@@ -775,29 +600,29 @@ static void test_snapshot_pins_space(void **state)
 	struct kv_iter *it;
 	unsigned seen = 0;
 
-	db_open(f);
+	kvp_open(&f->kv);
 	for (unsigned i = 0; i < n; i++)
 		put_key(f, i, 0, spread);
-	do_compact(f);
-	stats(f, &st);
-	b0 = table_bytes(&st);
-	assert_int_equal(snap_take(f->db, &snap), 0);
+	kvp_compact(&f->kv);
+	kvp_stats(&f->kv, &st);
+	b0 = kvp_table_bytes(&st);
+	assert_int_equal(kvp_snap_take(f->kv.db, &snap), 0);
 	del_range(f, ver, 0, n); /* now all absent */
-	do_compact(f);
-	stats(f, &st);
-	b1 = table_bytes(&st);
+	kvp_compact(&f->kv);
+	kvp_stats(&f->kv, &st);
+	b1 = kvp_table_bytes(&st);
 	print_shape("all deleted under a snapshot, compacted", &st);
 	expect_all(f, ver, n, spread, "all deleted under a snapshot");
-	assert_int_equal(iter_open(f->db, snap, &it), 0);
+	assert_int_equal(kvp_iter_open(f->kv.db, snap, &it), 0);
 	for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it))
 		seen++;
 	assert_int_equal(kv_iter_status(it), 0);
-	iter_close(it);
+	kvp_iter_close(it);
 	assert_int_equal(seen, n);
 	for (unsigned i = 0; i < n; i += 50) {
 		char key[16];
 		size_t klen = key_of(i, key), vlen = val_of(i, 0, spread, f->want);
-		ssize_t r = kv_get_at(f->db, snap, key, klen, f->got, BIG_VALUE);
+		ssize_t r = kv_get_at(f->kv.db, snap, key, klen, f->got, BIG_VALUE);
 
 		if (r != (ssize_t)vlen || memcmp(f->got, f->want, vlen))
 			fail_msg("%s at the snapshot: kv_get_at = %zd, want %zu bytes", key, r,
@@ -808,13 +633,13 @@ static void test_snapshot_pins_space(void **state)
 		      (unsigned long long)b0, (unsigned long long)b1);
 	assert_true(b1 >= b0 / 2); /* the snapshot's data is still stored */
 
-	snap_drop(f->db, snap);
-	do_compact(f);
-	stats(f, &st);
+	kvp_snap_drop(f->kv.db, snap);
+	kvp_compact(&f->kv);
+	kvp_stats(&f->kv, &st);
 	print_shape("snapshot released, compacted", &st);
-	assert_true(table_bytes(&st) < b0 / 10);
+	assert_true(kvp_table_bytes(&st) < b0 / 10);
 	expect_all(f, ver, n, spread, "snapshot released");
-	db_reopen(f);
+	kvp_reopen(&f->kv);
 	expect_all(f, ver, n, spread, "reopened");
 }
 
@@ -829,12 +654,12 @@ static void test_stats(void **state)
 	unsigned n = 4000, spread = 500;
 	char key[16];
 
-	f->opt.block_cache_size = 256 << 10;
-	db_open(f);
-	stats(f, &st);
+	f->kv.opt.block_cache_size = 256 << 10;
+	kvp_open(&f->kv);
+	kvp_stats(&f->kv, &st);
 	assert_int_equal(st.flushes, 0);
 	assert_int_equal(st.compactions, 0);
-	assert_int_equal(table_count(&st), 0);
+	assert_int_equal(kvp_table_count(&st), 0);
 	assert_int_equal(st.snapshots, 0);
 	assert_int_equal(st.user_bytes, 0);
 	assert_int_equal(st.stalls, 0);
@@ -845,22 +670,22 @@ static void test_stats(void **state)
 		user += key_of(i, key) + vlen;
 		put_val(f, key, strlen(key), f->want, vlen);
 	}
-	stats(f, &st);
+	kvp_stats(&f->kv, &st);
 	if (st.user_bytes != user)
 		fail_msg("user_bytes = %llu, but the %u puts had %llu key + value bytes (%+lld, "
 			 "%.2f per put)",
 			 (unsigned long long)st.user_bytes, n, (unsigned long long)user,
 			 (long long)(st.user_bytes - user), (double)(st.user_bytes - user) / n);
-	do_flush(f);
-	stats(f, &st);
+	kvp_flush(&f->kv);
+	kvp_stats(&f->kv, &st);
 	print_shape("flushed", &st);
 	assert_true(st.flushes >= 1);
 	assert_true(st.flush_bytes >= st.level_bytes[0]);
 	assert_true(st.write_amp >= 1.0);
 	assert_true(st.user_bytes == user);
 
-	do_compact(f);
-	stats(f, &st);
+	kvp_compact(&f->kv);
+	kvp_stats(&f->kv, &st);
 	print_shape("compacted", &st);
 	assert_true(st.compactions >= 1);
 	assert_true(st.write_amp >= 1.0);
@@ -872,38 +697,38 @@ static void test_stats(void **state)
 	misses = st.cache_misses;
 	for (unsigned i = 0; i < n; i += 97)
 		expect_key(f, i, 0, spread, "cold");
-	stats(f, &st);
+	kvp_stats(&f->kv, &st);
 	assert_true(st.cache_misses > misses);
 	hits = st.cache_hits;
 	for (int r = 0; r < 10; r++)
 		expect_key(f, 5, 0, spread, "hot");
-	stats(f, &st);
+	kvp_stats(&f->kv, &st);
 	if (st.cache_hits < hits + 9)
 		fail_msg("10 gets of one key: cache hits %llu -> %llu (cache %zu bytes)",
 			 (unsigned long long)hits, (unsigned long long)st.cache_hits,
-			 f->opt.block_cache_size);
+			 f->kv.opt.block_cache_size);
 	assert_true(st.cache_bytes > 0);
-	assert_true(st.cache_bytes <= f->opt.block_cache_size);
+	assert_true(st.cache_bytes <= f->kv.opt.block_cache_size);
 	for (unsigned i = 0; i < n; i++)
 		expect_key(f, i, 0, spread, "all");
-	stats(f, &st);
+	kvp_stats(&f->kv, &st);
 	print_message("[ INFO     ] cache: %llu hits, %llu misses, %llu bytes (of %zu)\n",
 		      (unsigned long long)st.cache_hits, (unsigned long long)st.cache_misses,
-		      (unsigned long long)st.cache_bytes, f->opt.block_cache_size);
-	assert_true(st.cache_bytes <= f->opt.block_cache_size);
+		      (unsigned long long)st.cache_bytes, f->kv.opt.block_cache_size);
+	assert_true(st.cache_bytes <= f->kv.opt.block_cache_size);
 
 	/* Snapshots are counted while live. */
-	assert_int_equal(snap_take(f->db, &s1), 0);
-	assert_int_equal(snap_take(f->db, &s2), 0);
-	stats(f, &st);
+	assert_int_equal(kvp_snap_take(f->kv.db, &s1), 0);
+	assert_int_equal(kvp_snap_take(f->kv.db, &s2), 0);
+	kvp_stats(&f->kv, &st);
 	assert_int_equal(st.snapshots, 2);
 	assert_true(kv_snapshot_lsn(s2) >= kv_snapshot_lsn(s1));
 	assert_true(kv_snapshot_lsn(s1) <= st.durable_lsn);
-	snap_drop(f->db, s1);
-	stats(f, &st);
+	kvp_snap_drop(f->kv.db, s1);
+	kvp_stats(&f->kv, &st);
 	assert_int_equal(st.snapshots, 1);
-	snap_drop(f->db, s2);
-	stats(f, &st2);
+	kvp_snap_drop(f->kv.db, s2);
+	kvp_stats(&f->kv, &st2);
 	assert_int_equal(st2.snapshots, 0);
 	assert_int_equal(st2.stalls, 0); /* manual mode never stalls */
 }
@@ -916,23 +741,23 @@ static void test_small_cache_hits(void **state)
 	struct kv_stats st;
 	uint64_t hits;
 
-	f->opt.block_cache_size = 64 << 10;
-	db_open(f);
+	f->kv.opt.block_cache_size = 64 << 10;
+	kvp_open(&f->kv);
 	for (unsigned i = 0; i < 1000; i++)
 		put_key(f, i, 0, 500);
-	do_compact(f);
+	kvp_compact(&f->kv);
 	for (unsigned k = 0; k < 1000; k += 111) {
 		expect_key(f, k, 0, 500, "first read");
-		stats(f, &st);
+		kvp_stats(&f->kv, &st);
 		hits = st.cache_hits;
 		for (int r = 0; r < 10; r++)
 			expect_key(f, k, 0, 500, "hot");
-		stats(f, &st);
+		kvp_stats(&f->kv, &st);
 		if (st.cache_hits < hits + 10)
 			fail_msg("key %u read 10 times: cache hits %llu -> %llu, cache_bytes %llu, "
 				 "cache %zu bytes",
 				 k, (unsigned long long)hits, (unsigned long long)st.cache_hits,
-				 (unsigned long long)st.cache_bytes, f->opt.block_cache_size);
+				 (unsigned long long)st.cache_bytes, f->kv.opt.block_cache_size);
 	}
 }
 
@@ -948,50 +773,50 @@ static void test_auto_background(void **state)
 	struct kv_stats st;
 	int *ver;
 
-	f->opt.log_buffer_size = 64 << 10;
-	f->opt.manual_background = 0;
-	f->opt.max_immutable = 2;
-	f->opt.l0_compact_trigger = 4;
-	f->opt.l0_stall = 12;
-	goal = 20 * f->opt.log_buffer_size;
-	db_open(f);
+	f->kv.opt.log_buffer_size = 64 << 10;
+	f->kv.opt.manual_background = 0;
+	f->kv.opt.max_immutable = 2;
+	f->kv.opt.l0_compact_trigger = 4;
+	f->kv.opt.l0_stall = 12;
+	goal = 20 * f->kv.opt.log_buffer_size;
+	kvp_open(&f->kv);
 	/* Batch-mode writes, so the memtables fill fast; then one kv_sync. */
 	while (total < goal) {
 		char key[16];
 		size_t klen = key_of(n, key), vlen = val_of(n, 0, spread, f->want);
-		int err = kv_put(f->db, &wo, key, klen, f->want, vlen);
+		int err = kv_put(f->kv.db, &wo, key, klen, f->want, vlen);
 
 		if (err)
 			fail_msg("write %u: kv_put = %d (%s); log:\n%s", n, err, strerror(-err),
-				 f->log.text);
+				 f->kv.log.text);
 		total += klen + vlen;
 		n++;
-		stats(f, &st);
+		kvp_stats(&f->kv, &st);
 		if (st.memtables > max_mem)
 			max_mem = st.memtables;
 		if (st.level_tables[0] > max_l0)
 			max_l0 = st.level_tables[0];
-		if (st.memtables > (uint64_t)f->opt.max_immutable + 1)
+		if (st.memtables > (uint64_t)f->kv.opt.max_immutable + 1)
 			fail_msg("after %u writes: %llu memtables, max_immutable %d", n,
-				 (unsigned long long)st.memtables, f->opt.max_immutable);
+				 (unsigned long long)st.memtables, f->kv.opt.max_immutable);
 	}
-	assert_int_equal(kv_sync(f->db), 0);
-	stats(f, &st);
+	assert_int_equal(kv_sync(f->kv.db), 0);
+	kvp_stats(&f->kv, &st);
 	print_shape("after 20 log buffers", &st);
 	print_message("[ INFO     ] %u writes, %zu bytes; at most %llu memtables, %llu L0 tables\n",
 		      n, total, (unsigned long long)max_mem, (unsigned long long)max_l0);
 	/* 20 buffers' worth, at most 3 in memory: the rest was flushed without
 	 * anyone asking. */
-	assert_true(st.flushes >= 20 - (uint64_t)f->opt.max_immutable - 2);
+	assert_true(st.flushes >= 20 - (uint64_t)f->kv.opt.max_immutable - 2);
 	/* Writers stall at l0_stall; flushes already running may add a few. */
-	assert_true(max_l0 <= (uint64_t)f->opt.l0_stall + (uint64_t)f->opt.max_immutable + 1);
+	assert_true(max_l0 <= (uint64_t)f->kv.opt.l0_stall + (uint64_t)f->kv.opt.max_immutable + 1);
 	assert_true(st.stalls == 0 || st.stall_ns > 0);
 
 	ver = f->ver = calloc(n, sizeof(*ver));
 	expect_all(f, ver, n, spread, "background flushed");
-	db_reopen(f);
+	kvp_reopen(&f->kv);
 	expect_all(f, ver, n, spread, "background flushed, reopened");
-	stats(f, &st);
+	kvp_stats(&f->kv, &st);
 	print_shape("reopened", &st);
 }
 
@@ -1014,7 +839,7 @@ static void *stall_write(void *arg)
 		char key[16];
 		size_t klen = key_of(i, key), vlen = val_of(i, 0, 1000, val);
 
-		w->err = kv_put(w->f->db, &wo, key, klen, val, vlen);
+		w->err = kv_put(w->f->kv.db, &wo, key, klen, val, vlen);
 		w->at = i;
 	}
 	free(val);
@@ -1030,14 +855,14 @@ static void test_stalls(void **state)
 	struct kv_stats st;
 	int *ver;
 
-	f->opt.log_buffer_size = 64 << 10;
-	f->opt.manual_background = 0;
-	f->opt.max_immutable = 1;
-	f->opt.l0_compact_trigger = 2;
-	f->opt.l0_stall = 3;
-	f->opt.level1_max_bytes = 256 << 10;
-	f->opt.table_target_size = 64 << 10;
-	db_open(f);
+	f->kv.opt.log_buffer_size = 64 << 10;
+	f->kv.opt.manual_background = 0;
+	f->kv.opt.max_immutable = 1;
+	f->kv.opt.l0_compact_trigger = 2;
+	f->kv.opt.l0_stall = 3;
+	f->kv.opt.level1_max_bytes = 256 << 10;
+	f->kv.opt.table_target_size = 64 << 10;
+	kvp_open(&f->kv);
 	for (int t = 0; t < 2; t++) {
 		w[t] = (struct stall_writer){ .f = f, .first = (unsigned)t * per, .count = per };
 		assert_int_equal(pthread_create(&tid[t], NULL, stall_write, &w[t]), 0);
@@ -1047,9 +872,9 @@ static void test_stalls(void **state)
 	for (int t = 0; t < 2; t++)
 		if (w[t].err)
 			fail_msg("writer %d: key %u: kv_put = %d (%s); log:\n%s", t, w[t].at,
-				 w[t].err, strerror(-w[t].err), f->log.text);
-	assert_int_equal(kv_sync(f->db), 0);
-	stats(f, &st);
+				 w[t].err, strerror(-w[t].err), f->kv.log.text);
+	assert_int_equal(kv_sync(f->kv.db), 0);
+	kvp_stats(&f->kv, &st);
 	print_shape("two writers, tiny level 0", &st);
 	print_message("[ INFO     ] %llu stalls, %.3f ms stalled\n", (unsigned long long)st.stalls,
 		      (double)st.stall_ns / 1e6);
@@ -1059,8 +884,8 @@ static void test_stalls(void **state)
 
 	ver = f->ver = calloc(2 * per, sizeof(*ver));
 	expect_all(f, ver, 2 * per, 1000, "after stalls");
-	do_compact(f);
-	db_reopen(f);
+	kvp_compact(&f->kv);
+	kvp_reopen(&f->kv);
 	expect_all(f, ver, 2 * per, 1000, "after stalls, reopened");
 }
 

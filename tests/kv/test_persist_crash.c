@@ -36,7 +36,6 @@
  * compactions run under a writer: the store must be a prefix of whole
  * batches holding every acknowledged one.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,58 +50,19 @@
 #include <cmocka.h>
 
 #include "kv.h"
-#include "kv_test_util.h"
-
-/* Iterators (and snapshots) a test holds, so that teardown can free them
- * after a failure: a db must not be closed under them. */
-#define LIVE_MAX 8
-static struct kv_iter *live_iter[LIVE_MAX];
-
-static int iter_open(struct kv_db *db, const struct kv_snapshot *s, struct kv_iter **out)
-{
-	int err = kv_iter_create(db, s, out);
-
-	for (int i = 0; !err && i < LIVE_MAX; i++)
-		if (!live_iter[i]) {
-			live_iter[i] = *out;
-			break;
-		}
-	return err;
-}
-
-static void iter_close(struct kv_iter *it)
-{
-	for (int i = 0; i < LIVE_MAX; i++)
-		if (live_iter[i] == it)
-			live_iter[i] = NULL;
-	kv_iter_destroy(it);
-}
-
-/* After a failure: what the test still held. */
-static void live_free(struct kv_db *db)
-{
-	for (int i = 0; i < LIVE_MAX; i++) {
-		if (live_iter[i])
-			kv_iter_destroy(live_iter[i]);
-		live_iter[i] = NULL;
-	}
-}
+#include "persist_util.h"
 
 #define NKEYS 600u
 #define VMAX 600u
 #define PROBE "zz-probe"
 
 struct fx {
-	char *dir;
-	struct kv_fault_env *fe;
-	struct kvt_log log;
-	struct kv_options opt;
-	struct kv_db *db;
+	struct kvp_store kv; /* over a fault env; kv.ctx points at what */
 	uint64_t seed;
 	int ver[NKEYS]; /* acknowledged version of each key, -1 = absent */
 	int probe_acked;
 	uint8_t want[VMAX], got[VMAX];
-	char what[160];
+	char what[160]; /* the case under way, for failure messages */
 	unsigned cases, hits, warn_orphans;
 };
 
@@ -110,16 +70,15 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
-	if (!f)
+	if (!f || kvp_store_init(&f->kv, "pcrash", 1)) {
+		free(f);
 		return -1;
-	f->dir = kvt_mkdtemp("pcrash");
-	if (kv_fault_env_create(kv_env_default(), &f->fe))
-		return -1;
-	kvt_options(&f->opt, kv_fault_env_env(f->fe), &f->log);
-	f->opt.log_buffer_size = 64 << 10;
-	f->opt.manual_background = 1;
-	f->opt.max_immutable = 16;
-	f->opt.table_target_size = 32 << 10; /* compactions write several tables */
+	}
+	f->kv.ctx = f->what;
+	f->kv.opt.log_buffer_size = 64 << 10;
+	f->kv.opt.manual_background = 1;
+	f->kv.opt.max_immutable = 16;
+	f->kv.opt.table_target_size = 32 << 10; /* compactions write several tables */
 	*state = f;
 	return 0;
 }
@@ -128,62 +87,31 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	live_free(f->db);
-	if (f->db)
-		kv_abandon(f->db);
-	kv_fault_env_destroy(f->fe);
-	kvt_rmrf(f->dir);
-	free(f->dir);
+	kvp_store_fini(&f->kv);
 	free(f);
 	return 0;
-}
-
-static void log_clear(struct fx *f)
-{
-	f->log.len = 0;
-	f->log.text[0] = '\0';
 }
 
 static void clear_rules(struct fx *f)
 {
 	struct kv_fault_rules r = { 0 };
 
-	kv_fault_env_set_rules(f->fe, &r);
-}
-
-static void db_open(struct fx *f)
-{
-	int err;
-
-	assert_null(f->db);
-	log_clear(f);
-	err = kv_open(f->dir, &f->opt, &f->db);
-	if (err)
-		fail_msg("%s: kv_open = %d (%s); log:\n%s", f->what, err, strerror(-err),
-			 f->log.text);
+	kv_fault_env_set_rules(f->kv.fe, &r);
 }
 
 static void fresh_store(struct fx *f)
 {
-	assert_null(f->db);
-	kv_fault_env_settle(f->fe);
+	assert_null(f->kv.db);
+	kv_fault_env_settle(f->kv.fe);
 	clear_rules(f);
-	kvt_rmrf(f->dir);
-	assert_int_equal(mkdir(f->dir, 0700), 0);
+	kvt_rmrf(f->kv.dir);
+	assert_int_equal(mkdir(f->kv.dir, 0700), 0);
 	for (unsigned i = 0; i < NKEYS; i++)
 		f->ver[i] = -1;
 	f->probe_acked = 0;
 }
 
 /* ---- the acknowledged writes ------------------------------------------- */
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
 
 static size_t key_of(unsigned i, char *key)
 {
@@ -192,13 +120,9 @@ static size_t key_of(unsigned i, char *key)
 
 static size_t val_of(const struct fx *f, unsigned i, int ver, uint8_t *buf)
 {
-	uint64_t h = mix(f->seed ^ ((uint64_t)i << 20) ^ (uint64_t)ver);
-	size_t len = 50 + h % (VMAX - 100);
+	uint64_t h = kvp_mix(f->seed ^ ((uint64_t)i << 20) ^ (uint64_t)ver);
 
-	for (size_t k = 0; k < len; k++)
-		buf[k] = (uint8_t)(h >> (8 * (k % 8))) ^ (uint8_t)k;
-	snprintf((char *)buf, 20, "%u.%d:", i, ver);
-	return len;
+	return kvp_value(buf, 50 + h % (VMAX - 100), h, "%u.%d:", i, ver);
 }
 
 /* Keys [a, b) at version @ver (or deleted: ver -1), in sync batches of 20. */
@@ -220,11 +144,11 @@ static void write_keys(struct fx *f, unsigned a, unsigned b, unsigned step, int 
 					 0);
 		}
 		if (kv_batch_count(bt) == 20 || i + step >= b) {
-			int err = kv_write(f->db, NULL, bt);
+			int err = kv_write(f->kv.db, NULL, bt);
 
 			if (err)
 				fail_msg("%s: building the store: kv_write = %d; log:\n%s", f->what,
-					 err, f->log.text);
+					 err, f->kv.log.text);
 			kv_batch_clear(bt);
 		}
 	}
@@ -237,18 +161,9 @@ static void delete_range(struct fx *f, unsigned a, unsigned b)
 {
 	char ka[16], kb[16];
 
-	assert_int_equal(kv_delete_range(f->db, NULL, ka, key_of(a, ka), kb, key_of(b, kb)), 0);
+	assert_int_equal(kv_delete_range(f->kv.db, NULL, ka, key_of(a, ka), kb, key_of(b, kb)), 0);
 	for (unsigned i = a; i < b; i++)
 		f->ver[i] = -1;
-}
-
-static void do_flush(struct fx *f)
-{
-	int err = kv_flush(f->db);
-
-	if (err)
-		fail_msg("%s: building the store: kv_flush = %d; log:\n%s", f->what, err,
-			 f->log.text);
 }
 
 /*
@@ -259,21 +174,21 @@ static void do_flush(struct fx *f)
 static void build_store(struct fx *f, int flushes)
 {
 	fresh_store(f);
-	db_open(f);
+	kvp_open(&f->kv);
 	write_keys(f, 0, 400, 1, 0);
 	if (flushes)
-		do_flush(f);
+		kvp_flush(&f->kv);
 	write_keys(f, 0, 400, 10, 1); /* overwrites */
 	write_keys(f, 4, 400, 9, -1); /* deletes */
 	if (flushes)
-		do_flush(f);
+		kvp_flush(&f->kv);
 	delete_range(f, 200, 260);
 	write_keys(f, 230, 240, 1, 2); /* back inside the range */
 	if (flushes)
-		do_flush(f);
+		kvp_flush(&f->kv);
 	write_keys(f, 400, NKEYS, 1, 0);
 	if (flushes)
-		do_flush(f);
+		kvp_flush(&f->kv);
 	write_keys(f, 500, NKEYS, 7, 3);
 	delete_range(f, 580, 590);
 }
@@ -291,13 +206,13 @@ static void check_store(struct fx *f)
 		char key[16];
 		size_t klen = key_of(i, key), vlen;
 
-		r = kv_get(f->db, 0, key, klen, f->got, VMAX);
+		r = kv_get(f->kv.db, 0, key, klen, f->got, VMAX);
 		if (f->ver[i] < 0) {
 			if (r != -ENOENT)
 				fail_msg(
 					"%s: %s was deleted (acknowledged) but is back: kv_get = %zd "
 					"(\"%.10s\"); log:\n%s",
-					f->what, key, r, (char *)f->got, f->log.text);
+					f->what, key, r, (char *)f->got, f->kv.log.text);
 			continue;
 		}
 		want_n++;
@@ -306,27 +221,24 @@ static void check_store(struct fx *f)
 			fail_msg("%s: %s: kv_get = %zd (\"%.10s\"), want version %d (%zu bytes); "
 				 "log:\n%s",
 				 f->what, key, r, r > 0 ? (char *)f->got : "", f->ver[i], vlen,
-				 f->log.text);
+				 f->kv.log.text);
 	}
-	r = kv_get(f->db, 0, PROBE, strlen(PROBE), f->got, VMAX);
+	r = kv_get(f->kv.db, 0, PROBE, strlen(PROBE), f->got, VMAX);
 	if (r == -ENOENT && f->probe_acked)
 		fail_msg("%s: the acknowledged probe write is lost", f->what);
 	if (r != -ENOENT && (r != 5 || memcmp(f->got, "probe", 5)))
 		fail_msg("%s: probe: kv_get = %zd", f->what, r);
 	want_n += r == 5;
 
-	assert_int_equal(iter_open(f->db, NULL, &it), 0);
+	assert_int_equal(kvp_iter_open(f->kv.db, NULL, &it), 0);
 	for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it))
 		n++;
 	if (kv_iter_status(it))
 		fail_msg("%s: iteration: status %d", f->what, kv_iter_status(it));
-	iter_close(it);
+	kvp_iter_close(it);
 	if (n != want_n)
 		fail_msg("%s: iteration gives %u keys, gets give %u", f->what, n, want_n);
-	assert_int_equal(kv_stats(f->db, &st), 0);
-	if (st.failed || st.bg_error)
-		fail_msg("%s: after reopen: failed %d, bg_error %d", f->what, st.failed,
-			 st.bg_error);
+	kvp_stats(&f->kv, &st);
 }
 
 static void report(void *arg, const char *file, uint64_t off, const char *problem)
@@ -337,20 +249,6 @@ static void report(void *arg, const char *file, uint64_t off, const char *proble
 		      (unsigned long long)off, problem);
 }
 
-static unsigned count_tables(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	unsigned n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		if (!strncmp(e->d_name, "tbl-", 4) && strstr(e->d_name, ".sst"))
-			n++;
-	closedir(d);
-	return n;
-}
-
 /*
  * Reopen after the fault and check everything; then compact the recovered
  * store, check again, close, and run kv_check.
@@ -358,27 +256,20 @@ static unsigned count_tables(const char *dir)
 static void reopen_and_check(struct fx *f, int power_cut, uint64_t torn)
 {
 	struct kv_stats st;
-	unsigned files, tables = 0;
+	unsigned files, tables;
 	int err;
 
 	if (power_cut)
-		assert_int_equal(kv_fault_env_power_cut(f->fe, torn), 0);
+		assert_int_equal(kv_fault_env_power_cut(f->kv.fe, torn), 0);
 	clear_rules(f);
-	db_open(f);
+	kvp_open(&f->kv);
 	check_store(f);
-	err = kv_compact(f->db);
-	if (err)
-		fail_msg("%s: kv_compact of the recovered store = %d (%s); log:\n%s", f->what, err,
-			 strerror(-err), f->log.text);
+	kvp_compact(&f->kv);
 	check_store(f);
-	assert_int_equal(kv_stats(f->db, &st), 0);
-	for (int l = 0; l < KV_MAX_LEVELS; l++)
-		tables += (unsigned)st.level_tables[l];
-	err = kv_close(f->db);
-	f->db = NULL;
-	if (err)
-		fail_msg("%s: kv_close = %d; log:\n%s", f->what, err, f->log.text);
-	files = count_tables(f->dir);
+	assert_int_equal(kv_stats(f->kv.db, &st), 0);
+	tables = (unsigned)kvp_table_count(&st);
+	kvp_close(&f->kv);
+	files = kvp_count_files(f->kv.dir, "tbl-", ".sst");
 	if (files != tables) {
 		/* Not a loss of data; worth knowing (space leaked by a crash). */
 		if (!f->warn_orphans++)
@@ -386,7 +277,7 @@ static void reopen_and_check(struct fx *f, int power_cut, uint64_t torn)
 				      "store (orphans after the fault)\n",
 				      f->what, files, tables);
 	}
-	err = kv_check(f->dir, NULL, report, f);
+	err = kv_check(f->kv.dir, NULL, report, f);
 	if (err)
 		fail_msg("%s: kv_check = %d", f->what, err);
 	f->cases++;
@@ -395,7 +286,7 @@ static void reopen_and_check(struct fx *f, int power_cut, uint64_t torn)
 /* After the operation: one more write, acknowledged or not. 0 if it was. */
 static int probe(struct fx *f)
 {
-	int err = kv_put(f->db, NULL, PROBE, strlen(PROBE), "probe", 5);
+	int err = kv_put(f->kv.db, NULL, PROBE, strlen(PROBE), "probe", 5);
 
 	f->probe_acked = err == 0;
 	return err;
@@ -410,7 +301,7 @@ static int next_n(int n)
 
 static int run_op(struct fx *f, int compact)
 {
-	return compact ? kv_compact(f->db) : kv_flush(f->db);
+	return compact ? kv_compact(f->kv.db) : kv_flush(f->kv.db);
 }
 
 /* ---- 1. the process dies during a flush or compaction ------------------- */
@@ -423,20 +314,20 @@ static void crash_loop(struct fx *f, int compact)
 	for (n = 1; n <= limit && !done; n = next_n(n)) {
 		struct kv_fault_rules rule = { .crash_after_ops = n };
 		int variant = n % 3; /* 0 clean power cut, 1 torn, 2 process crash only */
-		uint64_t torn = variant == 1 ? mix(f->seed + (uint64_t)n) | 1 : 0;
+		uint64_t torn = variant == 1 ? kvp_mix(f->seed + (uint64_t)n) | 1 : 0;
 		int err, perr = -1;
 
 		snprintf(f->what, sizeof(f->what), "building for %s, crash after %d", op, n);
 		build_store(f, compact ? 4 : 0);
-		kv_fault_env_set_rules(f->fe, &rule);
+		kv_fault_env_set_rules(f->kv.fe, &rule);
 		err = run_op(f, compact);
 		if (!err)
 			perr = probe(f);
 		done = !err && !perr;
 		if (err)
 			f->hits++;
-		kv_abandon(f->db);
-		f->db = NULL;
+		kv_abandon(f->kv.db);
+		f->kv.db = NULL;
 		snprintf(f->what, sizeof(f->what), "%s: crash after %d ops (%s = %d, %s)", op, n,
 			 op, err,
 			 variant == 0 ? "power cut" :
@@ -484,9 +375,9 @@ static void sync_fail_loop(struct fx *f, int compact)
 
 		snprintf(f->what, sizeof(f->what), "building for %s, sync %d fails", op, n);
 		build_store(f, compact ? 4 : 0);
-		kv_fault_env_set_rules(f->fe, &rule);
+		kv_fault_env_set_rules(f->kv.fe, &rule);
 		err = run_op(f, compact);
-		assert_int_equal(kv_stats(f->db, &st), 0);
+		assert_int_equal(kv_stats(f->kv.db, &st), 0);
 		if (err || st.bg_error || st.failed)
 			reported++;
 		if (!err && !st.bg_error && !st.failed)
@@ -500,18 +391,18 @@ static void sync_fail_loop(struct fx *f, int compact)
 				      f->what);
 		/* A failed store refuses writes rather than losing them. */
 		if (st.failed) {
-			int e2 = kv_put(f->db, NULL, "zz-after", 8, "x", 1);
+			int e2 = kv_put(f->kv.db, NULL, "zz-after", 8, "x", 1);
 
 			if (e2 == 0)
 				fail_msg("%s: a failed store acknowledged a write", f->what);
 		}
-		cerr = kv_close(f->db);
-		f->db = NULL;
+		cerr = kv_close(f->kv.db);
+		f->kv.db = NULL;
 		if (cerr && cerr != -EIO)
 			print_message("[ INFO     ] %s: kv_close = %d\n", f->what, cerr);
 		/* The power goes too: what the failed syncs did not make durable
 		 * is gone, and must not have been needed. */
-		reopen_and_check(f, 1, n % 2 ? 0 : mix(f->seed + (uint64_t)n) | 1);
+		reopen_and_check(f, 1, n % 2 ? 0 : kvp_mix(f->seed + (uint64_t)n) | 1);
 	}
 	if (!done)
 		fail_msg("%s still meets the failing sync at 200", op);
@@ -543,7 +434,7 @@ static void enospc_loop(struct fx *f, int compact)
 	const char *op = compact ? "kv_compact" : "kv_flush";
 	int64_t budget;
 	int done = 0, refused = 0;
-	char stuck[sizeof(((struct fx *)0)->log.text) + 256] = "";
+	char stuck[sizeof(((struct fx *)0)->kv.log.text) + 256] = "";
 
 	for (budget = 1; !done && budget < (64 << 20); budget = budget * 3 + 1) {
 		struct kv_fault_rules rule = { .enospc_after_bytes = budget };
@@ -553,9 +444,9 @@ static void enospc_loop(struct fx *f, int compact)
 		snprintf(f->what, sizeof(f->what), "building for %s, ENOSPC after %lld bytes", op,
 			 (long long)budget);
 		build_store(f, compact ? 4 : 0);
-		kv_fault_env_set_rules(f->fe, &rule);
+		kv_fault_env_set_rules(f->kv.fe, &rule);
 		err = run_op(f, compact);
-		assert_int_equal(kv_stats(f->db, &st), 0);
+		assert_int_equal(kv_stats(f->kv.db, &st), 0);
 		done = !err && !st.bg_error && !st.failed;
 		if (!done) {
 			refused++;
@@ -565,7 +456,7 @@ static void enospc_loop(struct fx *f, int compact)
 			clear_rules(f);
 			for (int t = 0; t < 3 && retry; t++)
 				retry = run_op(f, compact);
-			assert_int_equal(kv_stats(f->db, &st2), 0);
+			assert_int_equal(kv_stats(f->kv.db, &st2), 0);
 			/* Reported at the end, so that every budget is still tried. */
 			if (retry && !st2.failed && !stuck[0])
 				snprintf(stuck, sizeof(stuck),
@@ -573,7 +464,7 @@ static void enospc_loop(struct fx *f, int compact)
 					 "still fails after 3 tries: %d (bg_error %d, failed %d); "
 					 "log:\n%s",
 					 (long long)budget, op, err, op, retry, st2.bg_error,
-					 st2.failed, f->log.text);
+					 st2.failed, f->kv.log.text);
 		}
 		snprintf(f->what, sizeof(f->what),
 			 "ENOSPC after %lld bytes: %s = %d, bg_error %d, failed %d, retry %d",
@@ -586,8 +477,8 @@ static void enospc_loop(struct fx *f, int compact)
 		if (!done && err != -ENOSPC && st.bg_error != -ENOSPC && st.failed != -ENOSPC &&
 		    err != -EIO && st.failed != -EIO)
 			fail_msg("%s: want -ENOSPC (or -EIO) reported", f->what);
-		kv_close(f->db);
-		f->db = NULL;
+		kv_close(f->kv.db);
+		f->kv.db = NULL;
 		reopen_and_check(f, budget % 2, 0);
 	}
 	assert_true(done);
@@ -636,7 +527,7 @@ static int bg_has(struct fx *f, unsigned i)
 {
 	char key[16];
 	size_t klen = bkey_of(i, key), vlen = val_of(f, i, 7, f->want);
-	ssize_t r = kv_get(f->db, 0, key, klen, f->got, VMAX);
+	ssize_t r = kv_get(f->kv.db, 0, key, klen, f->got, VMAX);
 
 	if (r == -ENOENT)
 		return 0;
@@ -652,10 +543,10 @@ static void test_crash_background(void **state)
 	int rounds = 8 * kvt_scale();
 	struct kv_batch *b;
 
-	f->opt.manual_background = 0;
-	f->opt.max_immutable = 2;
-	f->opt.l0_compact_trigger = 2;
-	f->opt.level1_max_bytes = 128 << 10;
+	f->kv.opt.manual_background = 0;
+	f->kv.opt.max_immutable = 2;
+	f->kv.opt.l0_compact_trigger = 2;
+	f->kv.opt.level1_max_bytes = 128 << 10;
 	assert_int_equal(kv_batch_create(&b), 0);
 	for (int r = 0; r < rounds; r++) {
 		struct kv_fault_rules rule = { .crash_after_ops =
@@ -668,10 +559,10 @@ static void test_crash_background(void **state)
 		f->seed = kvt_rand(&rs);
 		snprintf(f->what, sizeof(f->what), "round %d: building", r);
 		fresh_store(f);
-		db_open(f);
+		kvp_open(&f->kv);
 		for (written = 0; written < BG_MAX; written += BG_BATCH) {
 			if (written == 200)
-				kv_fault_env_set_rules(f->fe, &rule);
+				kv_fault_env_set_rules(f->kv.fe, &rule);
 			kv_batch_clear(b);
 			for (i = written; i < written + BG_BATCH; i++) {
 				char key[16];
@@ -681,22 +572,22 @@ static void test_crash_background(void **state)
 							      val_of(f, i, 7, val)),
 						 0);
 			}
-			err = kv_write(f->db, NULL, b);
+			err = kv_write(f->kv.db, NULL, b);
 			if (err)
 				break;
 			acked = written + BG_BATCH;
 		}
-		assert_int_equal(kv_stats(f->db, &st), 0);
-		kv_abandon(f->db);
-		f->db = NULL;
+		assert_int_equal(kv_stats(f->kv.db, &st), 0);
+		kv_abandon(f->kv.db);
+		f->kv.db = NULL;
 		snprintf(f->what, sizeof(f->what),
 			 "round %d: crash after %lld ops, %u keys acknowledged (%llu flushes, %llu "
 			 "compactions), %s power cut",
 			 r, (long long)rule.crash_after_ops, acked, (unsigned long long)st.flushes,
 			 (unsigned long long)st.compactions, torn ? "torn" : "clean");
-		assert_int_equal(kv_fault_env_power_cut(f->fe, torn), 0);
+		assert_int_equal(kv_fault_env_power_cut(f->kv.fe, torn), 0);
 		clear_rules(f);
-		db_open(f);
+		kvp_open(&f->kv);
 		for (p = 0; p < written + BG_BATCH && bg_has(f, p);)
 			p++;
 		for (i = p; i < written + BG_BATCH; i++)
@@ -708,15 +599,11 @@ static void test_crash_background(void **state)
 		if (p % BG_BATCH)
 			fail_msg("%s: %u keys survived: a batch of %u was torn", f->what, p,
 				 BG_BATCH);
-		err = kv_compact(f->db);
-		if (err)
-			fail_msg("%s: kv_compact after recovery = %d; log:\n%s", f->what, err,
-				 f->log.text);
+		kvp_compact(&f->kv);
 		for (i = 0; i < p; i += 37)
 			assert_int_equal(bg_has(f, i), 1);
-		assert_int_equal(kv_close(f->db), 0);
-		f->db = NULL;
-		err = kv_check(f->dir, NULL, report, f);
+		kvp_close(&f->kv);
+		err = kv_check(f->kv.dir, NULL, report, f);
 		if (err)
 			fail_msg("%s: kv_check = %d", f->what, err);
 		if (r == 0)

@@ -61,6 +61,15 @@ struct kv_mem {
 	int flushing;			/* [bg_mu] picked by the flush thread */
 };
 
+/*
+ * Guard counters, one cache line per slot: a thread always uses the same
+ * slot, so readers and writers on different cores do not bounce one line.
+ */
+#define KV_GUARD_SLOTS 16
+struct kv_guard_slot {
+	_Alignas(64) _Atomic long n[2]; /* [atomic] guards in each phase */
+};
+
 /* A table of the shape: the open reader and its manifest entry. */
 struct kv_tref {
 	struct kv_file_meta meta; /* [immutable] */
@@ -148,8 +157,8 @@ struct kv_db {
 					* holder before it publishes] */
 
 	/* ---- read side and shape (version.c) ---- */
-	_Alignas(64) _Atomic uint32_t gphase; /* [atomic] guard phase */
-	_Alignas(64) _Atomic long gcount[2];  /* [atomic] guards in each phase */
+	_Alignas(64) _Atomic uint32_t gphase;	    /* [atomic] guard phase */
+	struct kv_guard_slot gslot[KV_GUARD_SLOTS]; /* guards per phase, by thread */
 	_Alignas(64) pthread_mutex_t sv_mu;
 	_Atomic(struct kv_super *) super; /* [load in a guard; store under sv_mu] */
 	struct kv_super *retired;	  /* [sv_mu] waiting for a grace period */
@@ -222,7 +231,7 @@ int kv_store_rotate(struct kv_db *db, struct kv_mem *m, uint64_t end);
 
 /* ---- version.c: guards, supers, versions, the manifest, snapshots ---- */
 int kv_guard_enter(struct kv_db *db);
-void kv_guard_exit(struct kv_db *db, int phase);
+void kv_guard_exit(struct kv_db *db, int token);
 /* Wait until every guard entered before the call has exited. */
 void kv_guard_sync(struct kv_db *db);
 /* The current super, referenced (for iterators); kv_super_unref drops it. */

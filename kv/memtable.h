@@ -89,18 +89,20 @@ struct kv_mnode {
 struct kv_arena_chunk;
 
 struct kv_memtable {
+	/* Read by every reader: kept apart from the writers' counters below. */
 	struct kv_logbuf *lb;		  /* [immutable] whose refs the nodes hold */
 	struct kv_mnode *head;		  /* [immutable] sentinel of full height */
 	_Atomic int height;		  /* [atomic] highest level in use */
-	pthread_mutex_t arena_mu;	  /* guards the arena fields below */
-	struct kv_arena_chunk *chunks;	  /* [arena_mu] */
-	size_t chunk_used;		  /* [arena_mu] */
-	_Atomic uint64_t arena_bytes;	  /* [atomic] memory held by nodes */
-	_Atomic uint64_t nodes;		  /* [atomic] distinct keys */
-	_Atomic uint64_t replaced;	  /* [atomic] versions replaced in place */
-	_Atomic uint64_t superseded;	  /* [atomic] versions dropped as older */
 	_Atomic(struct kv_mrdel *) rdels; /* [atomic CAS push] range tombstones */
 	_Atomic uint64_t nrdels;	  /* [atomic] */
+
+	_Alignas(64) pthread_mutex_t arena_mu; /* guards the arena fields below */
+	struct kv_arena_chunk *chunks;	       /* [arena_mu] */
+	size_t chunk_used;		       /* [arena_mu] */
+	_Atomic uint64_t arena_bytes;	       /* [atomic] memory held by nodes */
+	_Atomic uint64_t nodes;		       /* [atomic] distinct keys */
+	_Atomic uint64_t replaced;	       /* [atomic] versions replaced in place */
+	_Atomic uint64_t superseded;	       /* [atomic] versions dropped as older */
 };
 
 int kv_memtable_init(struct kv_memtable *mt, struct kv_logbuf *lb);

@@ -4,12 +4,13 @@
  * periods, supers (memtables + table version), table versions built from
  * manifest edits, and snapshots.
  *
- * Guards. A foreground call enters a guard (kv_guard_enter: increment the
- * counter of the current phase, re-check the phase) and leaves it when done.
+ * Guards. A foreground call enters a guard (kv_guard_enter: increment its
+ * thread's counter of the current phase, re-check the phase) and leaves it
+ * when done.
  * Everything it loads from db->super inside stays alive until it leaves:
  * a replaced super is only retired (db->retired) and freed after
- * kv_guard_sync, which flips the phase and waits for the old phase's counter
- * to drain. Only background threads (and close) wait for a grace period,
+ * kv_guard_sync, which flips the phase and waits for the old phase's counters
+ * (all slots) to drain. Only background threads (and close) wait for a grace period,
  * never a thread inside a guard. The argument that one flip suffices: with
  * sequentially consistent operations, a guard whose increment comes after
  * the waiter read the old counter re-reads the phase after its increment and
@@ -35,21 +36,43 @@
 
 /* ---- guards ---- */
 
+/* This thread's guard slot (round robin over threads). */
+static unsigned guard_slot(void)
+{
+	static _Atomic unsigned next;
+	static __thread unsigned slot = UINT32_MAX;
+
+	if (slot == UINT32_MAX)
+		slot = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % KV_GUARD_SLOTS;
+	return slot;
+}
+
+/* The guard token: slot << 1 | phase. */
 int kv_guard_enter(struct kv_db *db)
 {
+	struct kv_guard_slot *s = &db->gslot[guard_slot()];
+
 	for (;;) {
 		int g = (int)(atomic_load(&db->gphase) & 1);
 
-		atomic_fetch_add(&db->gcount[g], 1);
+		atomic_fetch_add(&s->n[g], 1);
 		if ((int)(atomic_load(&db->gphase) & 1) == g)
-			return g;
-		atomic_fetch_sub(&db->gcount[g], 1);
+			return (int)((s - db->gslot) << 1) | g;
+		atomic_fetch_sub(&s->n[g], 1);
 	}
 }
 
-void kv_guard_exit(struct kv_db *db, int phase)
+void kv_guard_exit(struct kv_db *db, int token)
 {
-	atomic_fetch_sub_explicit(&db->gcount[phase], 1, memory_order_release);
+	atomic_fetch_sub_explicit(&db->gslot[token >> 1].n[token & 1], 1, memory_order_release);
+}
+
+static int guards_in(struct kv_db *db, int phase)
+{
+	for (int i = 0; i < KV_GUARD_SLOTS; i++)
+		if (atomic_load(&db->gslot[i].n[phase]))
+			return 1;
+	return 0;
 }
 
 void kv_guard_sync(struct kv_db *db)
@@ -60,7 +83,7 @@ void kv_guard_sync(struct kv_db *db)
 
 	pthread_mutex_lock(&db->gp_mu);
 	old = (int)(atomic_fetch_add(&db->gphase, 1) & 1);
-	while (atomic_load(&db->gcount[old])) {
+	while (guards_in(db, old)) {
 		if (spins++ < 64)
 			kv_backoff(&spins);
 		else

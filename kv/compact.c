@@ -187,12 +187,11 @@ static size_t total_files(const struct kv_version *v)
 	return n;
 }
 
-static int pick_full(struct kv_db *db, const struct kv_version *v, struct job *j)
+static int pick_full(const struct kv_version *v, struct job *j)
 {
 	size_t cap = total_files(v);
 	int err = 0;
 
-	(void)db;
 	if (!cap)
 		return 0;
 	j->out_level = deepest_in_use(v);
@@ -430,13 +429,12 @@ static int job_rdset(const struct job *j, struct kv_rdset **out)
 	return err;
 }
 
-static int merge_inputs(struct kv_db *db, struct job *j, struct kv_iiter **out)
+static int merge_inputs(struct job *j, struct kv_iiter **out)
 {
 	struct kv_iiter **kids = calloc(j->nin ? j->nin : 1, sizeof(*kids));
 	size_t n = 0;
 	int err = kids ? 0 : -ENOMEM;
 
-	(void)db;
 	for (; !err && n < j->nin; n++)
 		err = kv_table_iter_bulk(j->in[n]->t, &kids[n]);
 	if (err) {
@@ -560,7 +558,7 @@ static int run_job(struct kv_db *db, struct job *j)
 	if (!err)
 		err = job_rdset(j, &rd);
 	if (!err)
-		err = merge_inputs(db, j, &it);
+		err = merge_inputs(j, &it);
 	if (err)
 		goto out;
 	f.snaps = snaps;
@@ -607,7 +605,7 @@ int kv_compact_once(struct kv_db *db, int full)
 	v = db->current;
 	atomic_fetch_add(&v->refs, 1);
 	pthread_mutex_unlock(&db->ver_mu);
-	r = full ? pick_full(db, v, &j) : pick_level(db, v, &j);
+	r = full ? pick_full(v, &j) : pick_level(db, v, &j);
 	if (r > 0) {
 		if (!full && j.level > 0)
 			set_cursor(db, j.level, &j.in[0]->meta);

@@ -358,7 +358,7 @@ ssize_t kv_get(struct kv_db *db, unsigned flags, const void *key, size_t klen, v
 		pthread_rwlock_rdlock(&db->stripe[stripe]);
 	}
 	g = kv_guard_enter(db);
-	ret = kv_read(db, atomic_load_explicit(&db->super, memory_order_acquire), UINT64_MAX,
+	ret = kv_read(atomic_load_explicit(&db->super, memory_order_acquire), UINT64_MAX,
 		      flags & KV_READ_LATEST, key, klen, buf, cap);
 	kv_guard_exit(db, g);
 	if (locked)
@@ -377,7 +377,7 @@ ssize_t kv_get_at(struct kv_db *db, const struct kv_snapshot *snap, const void *
 	if (!snap)
 		return kv_get(db, 0, key, klen, buf, cap);
 	g = kv_guard_enter(db);
-	ret = kv_read(db, atomic_load_explicit(&db->super, memory_order_acquire), snap->lsn, 0, key,
+	ret = kv_read(atomic_load_explicit(&db->super, memory_order_acquire), snap->lsn, 0, key,
 		      klen, buf, cap);
 	kv_guard_exit(db, g);
 	return ret;

@@ -239,8 +239,8 @@ struct kv_super *kv_super_get(struct kv_db *db);
 void kv_super_unref(struct kv_super *s);
 /* Install a super of @active + the current one's memtables (rotation). */
 int kv_super_add_active(struct kv_db *db, struct kv_mem *active);
-/* Free the retired supers whose grace period is over (@wait: wait for it). */
-void kv_super_reclaim(struct kv_db *db, int wait);
+/* Free the retired supers after a grace period (background threads, close). */
+void kv_super_reclaim(struct kv_db *db);
 void kv_mem_unref(struct kv_mem *m);
 void kv_version_unref(struct kv_version *v);
 void kv_tref_unref(struct kv_tref *t);
@@ -304,11 +304,10 @@ uint64_t kv_level_max_bytes(const struct kv_db *db, int level);
 /* ---- iter.c: the read path ---- */
 /* Look @key up at @snap (UINT64_MAX: committed now; with @latest: newest
  * appended), copying min(len, cap) into @buf. Length or -ENOENT / -errno. */
-ssize_t kv_read(struct kv_db *db, struct kv_super *s, uint64_t snap, int latest, const void *key,
-		size_t klen, void *buf, size_t cap);
+ssize_t kv_read(struct kv_super *s, uint64_t snap, int latest, const void *key, size_t klen,
+		void *buf, size_t cap);
 /* The merging internal iterator over all of @s's sources below @snap. */
-int kv_merge_iter(struct kv_db *db, struct kv_super *s, struct kv_version *v, uint64_t snap,
-		  struct kv_iiter **out);
+int kv_merge_iter(struct kv_super *s, struct kv_version *v, uint64_t snap, struct kv_iiter **out);
 /* A merging iterator over @n children (ownership passes). */
 int kv_merge_new(struct kv_iiter **kids, size_t n, struct kv_iiter **out);
 

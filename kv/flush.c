@@ -296,7 +296,7 @@ static void *flush_main(void *arg)
 		int err;
 
 		pthread_mutex_unlock(&db->bg_mu);
-		kv_super_reclaim(db, 1);
+		kv_super_reclaim(db);
 		if (!atomic_load(&db->failed))
 			m = pick_flush(db);
 		pthread_mutex_lock(&db->bg_mu);
@@ -409,7 +409,7 @@ static void *compact_main(void *arg)
 			/* Free what the compaction replaced (its tables are unlinked
 			 * with their last reference) before anyone is told. */
 			pthread_mutex_unlock(&db->bg_mu);
-			kv_super_reclaim(db, 1);
+			kv_super_reclaim(db);
 			pthread_mutex_lock(&db->bg_mu);
 		}
 		if (full) {

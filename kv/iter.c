@@ -133,14 +133,13 @@ static int read_tables(struct kv_version *v, uint64_t snap, const void *key, siz
 	return 0;
 }
 
-ssize_t kv_read(struct kv_db *db, struct kv_super *s, uint64_t snap, int latest, const void *key,
-		size_t klen, void *buf, size_t cap)
+ssize_t kv_read(struct kv_super *s, uint64_t snap, int latest, const void *key, size_t klen,
+		void *buf, size_t cap)
 {
 	struct hit h = { .buf = buf, .cap = cap };
 	uint64_t tomb = 0;
 	int r;
 
-	(void)db;
 	for (int i = 0; i < s->nmem; i++)
 		if (read_mem(s->mem[i], snap, latest, key, klen, &h, &tomb))
 			return result(&h, tomb);
@@ -282,14 +281,12 @@ int kv_merge_new(struct kv_iiter **kids, size_t n, struct kv_iiter **out)
 	return 0;
 }
 
-int kv_merge_iter(struct kv_db *db, struct kv_super *s, struct kv_version *v, uint64_t snap,
-		  struct kv_iiter **out)
+int kv_merge_iter(struct kv_super *s, struct kv_version *v, uint64_t snap, struct kv_iiter **out)
 {
 	size_t cap = (size_t)(s ? s->nmem : 0), n = 0;
 	struct kv_iiter **kids;
 	int err = 0;
 
-	(void)db;
 	for (int l = 0; l < KV_MAX_LEVELS; l++)
 		cap += v->n[l];
 	kids = calloc(cap ? cap : 1, sizeof(*kids));
@@ -402,7 +399,7 @@ int kv_iter_create(struct kv_db *db, const struct kv_snapshot *snap, struct kv_i
 	it->snap = snap ? snap->lsn : atomic_load_explicit(&db->durable_lsn, memory_order_acquire);
 	err = gather_tombs(it->s, it->snap, &it->rd);
 	if (!err)
-		err = kv_merge_iter(db, it->s, it->s->v, it->snap, &it->m);
+		err = kv_merge_iter(it->s, it->s->v, it->snap, &it->m);
 	if (err) {
 		kv_rdset_free(it->rd);
 		kv_super_unref(it->s);

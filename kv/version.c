@@ -314,11 +314,10 @@ static void super_install(struct kv_db *db, struct kv_super *s)
 	}
 }
 
-void kv_super_reclaim(struct kv_db *db, int wait)
+void kv_super_reclaim(struct kv_db *db)
 {
 	struct kv_super *l;
 
-	(void)wait;
 	pthread_mutex_lock(&db->sv_mu);
 	l = db->retired;
 	db->retired = NULL;
@@ -684,7 +683,7 @@ void kv_version_close(struct kv_db *db)
 {
 	struct kv_super *s = atomic_load(&db->super);
 
-	kv_super_reclaim(db, 1);
+	kv_super_reclaim(db);
 	atomic_store(&db->super, NULL);
 	kv_super_unref(s);
 	kv_version_unref(db->current);

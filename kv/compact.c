@@ -55,19 +55,11 @@ int kv_cfilter_keep(struct kv_cfilter *f, const uint8_t *ik, size_t iklen)
 {
 	size_t ulen = kv_ikey_ulen(iklen);
 	uint64_t lsn = kv_ikey_lsn(ik, iklen), q;
-	int first = !f->have || kv_ukey_cmp(ik, ulen, f->ukey, f->ulen) != 0;
+	int first = !f->have || kv_ukey_cmp(ik, ulen, f->ukey.p, f->ukey.len) != 0;
 
 	if (first) {
-		if (f->ucap < ulen) {
-			uint8_t *p = realloc(f->ukey, ulen);
-
-			if (!p)
-				return -ENOMEM;
-			f->ukey = p;
-			f->ucap = ulen;
-		}
-		memcpy(f->ukey, ik, ulen);
-		f->ulen = ulen;
+		if (kv_keybuf_set(&f->ukey, ik, ulen))
+			return -ENOMEM;
 		f->have = 1;
 	}
 	q = first_reader(f, lsn);
@@ -280,14 +272,12 @@ struct out {
 	struct kv_vedit *e;
 	struct kv_table_builder *b;
 	uint64_t file_no;
-	uint8_t *lo; /* the current output's first user key (NULL: from -inf) */
-	size_t lolen;
-	int have_lo;
+	struct kv_keybuf lo; /* the current output's first user key */
+	int have_lo;	     /* 0: the output starts at -inf */
 	const struct kv_rdset *rd;
 	const struct kv_cfilter *f;
 	uint64_t written;
-	uint8_t *last; /* the last user key added */
-	size_t lastlen, lastcap;
+	struct kv_keybuf last; /* the last user key added */
 };
 
 static int out_open(struct out *o)
@@ -315,13 +305,13 @@ static int out_rdels(struct out *o, const uint8_t *hi, size_t hilen)
 		size_t n;
 
 		kv_rdset_fragment(o->rd, i, &t, &lsns, &n);
-		if (o->have_lo && kv_ukey_cmp(t.end, t.elen, o->lo, o->lolen) <= 0)
+		if (o->have_lo && kv_ukey_cmp(t.end, t.elen, o->lo.p, o->lo.len) <= 0)
 			continue;
 		if (hi && kv_ukey_cmp(t.start, t.slen, hi, hilen) >= 0)
 			break;
-		if (o->have_lo && kv_ukey_cmp(t.start, t.slen, o->lo, o->lolen) < 0) {
-			t.start = o->lo;
-			t.slen = o->lolen;
+		if (o->have_lo && kv_ukey_cmp(t.start, t.slen, o->lo.p, o->lo.len) < 0) {
+			t.start = o->lo.p;
+			t.slen = o->lo.len;
 		}
 		if (hi && kv_ukey_cmp(t.end, t.elen, hi, hilen) > 0) {
 			t.end = hi;
@@ -378,14 +368,8 @@ static int out_close(struct out *o, const uint8_t *hi, size_t hilen)
 	}
 	kv_table_props_free(&p);
 	if (hi && !err) {
-		uint8_t *lo = realloc(o->lo, hilen);
-
-		if (!lo)
-			return -ENOMEM;
-		memcpy(lo, hi, hilen);
-		o->lo = lo;
-		o->lolen = hilen;
-		o->have_lo = 1;
+		err = kv_keybuf_set(&o->lo, hi, hilen);
+		o->have_lo = !err;
 	}
 	return err;
 }
@@ -393,39 +377,14 @@ static int out_close(struct out *o, const uint8_t *hi, size_t hilen)
 /* Every range tombstone of the inputs, as one set. */
 static int job_rdset(const struct job *j, struct kv_rdset **out)
 {
-	struct kv_rtomb *t = NULL;
-	size_t n = 0, cap = 0;
+	struct kv_rtombs l = { 0 };
 	int err = 0;
 
-	for (size_t i = 0; i < j->nin && !err; i++) {
-		const struct kv_rdset *rd = kv_table_rangedels(j->in[i]->t);
-
-		for (size_t f = 0; f < kv_rdset_fragments(rd) && !err; f++) {
-			const uint64_t *lsns;
-			struct kv_rtomb b;
-			size_t nl;
-
-			kv_rdset_fragment(rd, f, &b, &lsns, &nl);
-			for (size_t k = 0; k < nl; k++) {
-				if (n == cap) {
-					struct kv_rtomb *p;
-
-					cap = cap ? cap * 2 : 16;
-					p = realloc(t, cap * sizeof(*p));
-					if (!p) {
-						err = -ENOMEM;
-						break;
-					}
-					t = p;
-				}
-				b.lsn = lsns[k];
-				t[n++] = b;
-			}
-		}
-	}
+	for (size_t i = 0; i < j->nin && !err; i++)
+		err = kv_rtombs_add_set(&l, kv_table_rangedels(j->in[i]->t), UINT64_MAX);
 	if (!err)
-		err = kv_rdset_build(t, n, out);
-	free(t);
+		err = kv_rdset_build(l.t, l.n, out);
+	free(l.t);
 	return err;
 }
 
@@ -448,22 +407,6 @@ static int merge_inputs(struct job *j, struct kv_iiter **out)
 	return err;
 }
 
-/* Remember the user key just added (outputs are cut only between keys). */
-static int out_last(struct out *o, const uint8_t *ukey, size_t ulen)
-{
-	if (o->lastcap < ulen) {
-		uint8_t *p = realloc(o->last, ulen);
-
-		if (!p)
-			return -ENOMEM;
-		o->last = p;
-		o->lastcap = ulen;
-	}
-	memcpy(o->last, ukey, ulen);
-	o->lastlen = ulen;
-	return 0;
-}
-
 static int write_outputs(struct out *o, struct kv_iiter *it, struct kv_cfilter *f)
 {
 	uint64_t target = o->db->opt.table_target_size;
@@ -478,14 +421,14 @@ static int write_outputs(struct out *o, struct kv_iiter *it, struct kv_cfilter *
 			continue;
 		}
 		if (o->b && kv_tb_size(o->b) >= target &&
-		    kv_ukey_cmp(it->key, ulen, o->last, o->lastlen) != 0)
+		    kv_ukey_cmp(it->key, ulen, o->last.p, o->last.len) != 0)
 			err = out_close(o, it->key, ulen);
 		if (!err && !o->b)
 			err = out_open(o);
 		if (!err)
 			err = kv_tb_add(o->b, it->key, it->klen, it->val, it->vlen);
 		if (!err)
-			err = out_last(o, it->key, ulen);
+			err = kv_keybuf_set(&o->last, it->key, ulen); /* cut only between keys */
 	}
 	if (!err)
 		err = it->err;
@@ -588,9 +531,9 @@ out:
 		it->ops->destroy(it);
 	kv_rdset_free(rd);
 	free(snaps);
-	free(f.ukey);
-	free(o.lo);
-	free(o.last);
+	free(f.ukey.p);
+	free(o.lo.p);
+	free(o.last.p);
 	kv_vedit_free(&e);
 	return err;
 }

@@ -286,9 +286,8 @@ struct kv_cfilter {
 	size_t nsnaps;
 	int bottom;
 	const struct kv_rdset *rd;
-	uint8_t *ukey; /* the current key's user key */
-	size_t ulen, ucap;
-	uint64_t prev_lsn; /* the previous version of the current key */
+	struct kv_keybuf ukey; /* the current key's user key */
+	uint64_t prev_lsn;     /* the previous version of the current key */
 	int have;
 };
 /* 1 keep, 0 drop, -ENOMEM. */

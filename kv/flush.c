@@ -173,7 +173,7 @@ out:
 	if (it)
 		it->ops->destroy(it);
 	kv_rdset_free(rd);
-	free(f.ukey);
+	free(f.ukey.p);
 	free(snaps);
 	return err;
 }

@@ -21,8 +21,10 @@
 #ifndef KV_IKEY_H
 #define KV_IKEY_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wal.h"
@@ -87,6 +89,28 @@ static inline int kv_ikey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, s
 	ta = kv_ikey_trailer(a, alen);
 	tb = kv_ikey_trailer(b, blen);
 	return ta > tb ? -1 : ta < tb;
+}
+
+/* A growable copy of one key (the current key of a scan). */
+struct kv_keybuf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+/* Make @b hold a copy of @key. 0 or -ENOMEM (then @b is unchanged). */
+static inline int kv_keybuf_set(struct kv_keybuf *b, const void *key, size_t len)
+{
+	if (b->cap < len) {
+		uint8_t *p = realloc(b->p, len);
+
+		if (!p)
+			return -ENOMEM;
+		b->p = p;
+		b->cap = len;
+	}
+	memcpy(b->p, key, len);
+	b->len = len;
+	return 0;
 }
 
 /*

@@ -322,36 +322,15 @@ struct kv_iter {
 	struct kv_super *s; /* referenced: memtables and tables stay */
 	uint64_t snap;
 	struct kv_iiter *m;
-	struct kv_rdset *rd; /* every range tombstone below snap */
-	uint8_t *key;	     /* the current user key (a copy) */
-	size_t klen, kcap;
+	struct kv_rdset *rd;  /* every range tombstone below snap */
+	struct kv_keybuf key; /* the current user key (a copy) */
 	int valid, err;
 };
-
-struct tombs {
-	struct kv_rtomb *t;
-	size_t n, cap;
-};
-
-static int tombs_add(struct tombs *ts, const struct kv_rtomb *t)
-{
-	if (ts->n == ts->cap) {
-		size_t cap = ts->cap ? ts->cap * 2 : 16;
-		struct kv_rtomb *p = realloc(ts->t, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		ts->t = p;
-		ts->cap = cap;
-	}
-	ts->t[ts->n++] = *t;
-	return 0;
-}
 
 /* Every range tombstone of @s below @snap, in one set. */
 static int gather_tombs(struct kv_super *s, uint64_t snap, struct kv_rdset **out)
 {
-	struct tombs ts = { 0 };
+	struct kv_rtombs ts = { 0 };
 	int err = 0;
 
 	for (int i = 0; i < s->nmem && !err; i++) {
@@ -362,26 +341,13 @@ static int gather_tombs(struct kv_super *s, uint64_t snap, struct kv_rdset **out
 					      m->base_lsn + d->op_off };
 
 			if (t.lsn < snap)
-				err = tombs_add(&ts, &t);
+				err = kv_rtombs_add(&ts, &t);
 		}
 	}
 	for (int l = 0; l < KV_MAX_LEVELS && !err; l++)
-		for (size_t i = 0; i < s->v->n[l] && !err; i++) {
-			const struct kv_rdset *rd = kv_table_rangedels(s->v->files[l][i]->t);
-
-			for (size_t f = 0; f < kv_rdset_fragments(rd) && !err; f++) {
-				const uint64_t *lsns;
-				struct kv_rtomb t;
-				size_t nl;
-
-				kv_rdset_fragment(rd, f, &t, &lsns, &nl);
-				for (size_t k = 0; k < nl && !err; k++) {
-					t.lsn = lsns[k];
-					if (t.lsn < snap)
-						err = tombs_add(&ts, &t);
-				}
-			}
-		}
+		for (size_t i = 0; i < s->v->n[l] && !err; i++)
+			err = kv_rtombs_add_set(&ts, kv_table_rangedels(s->v->files[l][i]->t),
+						snap);
 	if (!err)
 		err = kv_rdset_build(ts.t, ts.n, out);
 	free(ts.t);
@@ -417,30 +383,13 @@ void kv_iter_destroy(struct kv_iter *it)
 	it->m->ops->destroy(it->m);
 	kv_rdset_free(it->rd);
 	kv_super_unref(it->s);
-	free(it->key);
+	free(it->key.p);
 	free(it);
 }
 
 static int same_ukey(const struct kv_iter *it, const struct kv_iiter *m)
 {
-	return kv_ukey_cmp(m->key, kv_ikey_ulen(m->klen), it->key, it->klen) == 0;
-}
-
-static int remember(struct kv_iter *it, const struct kv_iiter *m)
-{
-	size_t ulen = kv_ikey_ulen(m->klen);
-
-	if (it->kcap < ulen) {
-		uint8_t *p = realloc(it->key, ulen);
-
-		if (!p)
-			return -ENOMEM;
-		it->key = p;
-		it->kcap = ulen;
-	}
-	memcpy(it->key, m->key, ulen);
-	it->klen = ulen;
-	return 0;
+	return kv_ukey_cmp(m->key, kv_ikey_ulen(m->klen), it->key.p, it->key.len) == 0;
 }
 
 /* From the merge's position: the next user key whose newest visible version
@@ -458,13 +407,13 @@ static void iter_settle(struct kv_iter *it)
 			m->ops->next(m);
 			continue;
 		}
-		err = remember(it, m);
+		err = kv_keybuf_set(&it->key, m->key, kv_ikey_ulen(m->klen));
 		if (err) {
 			it->err = err;
 			return;
 		}
 		if (kv_ikey_kind(m->key, m->klen) == KV_IK_PUT &&
-		    kv_rdset_cover(it->rd, it->key, it->klen, it->snap) <= lsn) {
+		    kv_rdset_cover(it->rd, it->key.p, it->key.len, it->snap) <= lsn) {
 			it->valid = 1;
 			return;
 		}
@@ -520,8 +469,8 @@ void kv_iter_next(struct kv_iter *it)
 
 const void *kv_iter_key(const struct kv_iter *it, size_t *klen)
 {
-	*klen = it->klen;
-	return it->key;
+	*klen = it->key.len;
+	return it->key.p;
 }
 
 const void *kv_iter_value(const struct kv_iter *it, size_t *vlen)

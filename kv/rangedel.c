@@ -297,3 +297,40 @@ void kv_rdset_fragment(const struct kv_rdset *s, size_t i, struct kv_rtomb *boun
 	*lsns = s->lsns + f->lsn0;
 	*nlsns = f->nlsn;
 }
+
+int kv_rtombs_add(struct kv_rtombs *l, const struct kv_rtomb *t)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct kv_rtomb *p = realloc(l->t, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		l->t = p;
+		l->cap = cap;
+	}
+	l->t[l->n++] = *t;
+	return 0;
+}
+
+int kv_rtombs_add_set(struct kv_rtombs *l, const struct kv_rdset *s, uint64_t below)
+{
+	for (size_t f = 0; f < kv_rdset_fragments(s); f++) {
+		const uint64_t *lsns;
+		struct kv_rtomb t;
+		size_t n;
+
+		kv_rdset_fragment(s, f, &t, &lsns, &n);
+		for (size_t k = 0; k < n; k++) {
+			int err;
+
+			t.lsn = lsns[k];
+			if (t.lsn >= below)
+				continue;
+			err = kv_rtombs_add(l, &t);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}

@@ -41,4 +41,14 @@ uint64_t kv_rdset_cover(const struct kv_rdset *s, const void *key, size_t klen, 
 void kv_rdset_fragment(const struct kv_rdset *s, size_t i, struct kv_rtomb *bounds,
 		       const uint64_t **lsns, size_t *nlsns);
 
+/* A growable list of tombstones, to gather several sources into one set. */
+struct kv_rtombs {
+	struct kv_rtomb *t;
+	size_t n, cap;
+};
+int kv_rtombs_add(struct kv_rtombs *l, const struct kv_rtomb *t);
+/* Add every tombstone of @s with lsn below @below (keys are not copied:
+ * @s must outlive the list). */
+int kv_rtombs_add_set(struct kv_rtombs *l, const struct kv_rdset *s, uint64_t below);
+
 #endif /* KV_RANGEDEL_H */

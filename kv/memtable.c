@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "ikey.h"
+#include "rangedel.h"
 #include "sync.h"
 
 #define ARENA_CHUNK (256u << 10)
@@ -74,6 +75,7 @@ int kv_memtable_init(struct kv_memtable *mt, struct kv_logbuf *lb)
 	memset(mt, 0, sizeof(*mt));
 	mt->lb = lb;
 	pthread_mutex_init(&mt->arena_mu, NULL);
+	pthread_mutex_init(&mt->frag_mu, NULL);
 	atomic_init(&mt->height, 1);
 	mt->head = node_new(mt, KV_SKIP_MAX_HEIGHT);
 	if (!mt->head) {
@@ -95,6 +97,12 @@ void kv_memtable_destroy(struct kv_memtable *mt)
 	}
 	mt->chunks = NULL;
 	pthread_mutex_destroy(&mt->arena_mu);
+	for (struct kv_mfrag *f = atomic_load(&mt->frag), *o; f; f = o) {
+		o = f->older;
+		kv_rdset_free(f->set);
+		free(f);
+	}
+	pthread_mutex_destroy(&mt->frag_mu);
 }
 
 static int key_cmp(const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t blen)
@@ -364,14 +372,47 @@ int kv_memtable_add_rdel(struct kv_memtable *mt, uint64_t op_off, const uint8_t 
 	return 0;
 }
 
+/* Fragment every tombstone from @head down, and publish the set. */
+static void frag_rebuild(struct kv_memtable *mt, struct kv_mrdel *head)
+{
+	struct kv_mfrag *old, *f;
+	struct kv_rtombs l = { 0 };
+	int err = 0;
+
+	if (pthread_mutex_trylock(&mt->frag_mu))
+		return; /* another reader is at it */
+	old = atomic_load_explicit(&mt->frag, memory_order_relaxed);
+	f = calloc(1, sizeof(*f));
+	for (struct kv_mrdel *d = head; f && d && !err; d = d->next) {
+		struct kv_rtomb t = { d->start, d->slen, d->end, d->elen, d->op_off };
+
+		err = kv_rtombs_add(&l, &t);
+	}
+	if (f && !err && !kv_rdset_build(l.t, l.n, &f->set)) {
+		f->below = head;
+		f->count = l.n;
+		f->older = old;
+		atomic_store_explicit(&mt->frag, f, memory_order_release);
+		f = NULL;
+	}
+	free(f); /* out of memory: lookups just keep scanning */
+	free(l.t);
+	pthread_mutex_unlock(&mt->frag_mu);
+}
+
 int kv_memtable_rdel_cover(struct kv_memtable *mt, const void *key, size_t klen, uint64_t limit,
 			   uint64_t *op_off)
 {
-	struct kv_mrdel *d = atomic_load_explicit(&mt->rdels, memory_order_acquire);
-	int found = 0;
+	struct kv_mfrag *f = atomic_load_explicit(&mt->frag, memory_order_acquire);
+	struct kv_mrdel *head = atomic_load_explicit(&mt->rdels, memory_order_acquire), *d;
+	uint64_t c = f ? kv_rdset_cover(f->set, key, klen, limit) : 0;
+	size_t scanned = 0;
+	int found = c != 0;
 
-	/* Pushes are not in offset order (writers race), so look at all. */
-	for (; d; d = d->next) {
+	*op_off = c;
+	/* The tombstones pushed since the set was built; pushes are not in
+	 * offset order (writers race), so look at all of them. */
+	for (d = head; d && d != (f ? f->below : NULL); d = d->next, scanned++) {
 		if (d->op_off >= limit || (found && d->op_off <= *op_off))
 			continue;
 		if (kv_ukey_cmp(d->start, d->slen, key, klen) <= 0 &&
@@ -380,6 +421,8 @@ int kv_memtable_rdel_cover(struct kv_memtable *mt, const void *key, size_t klen,
 			found = 1;
 		}
 	}
+	if (scanned > 16 && scanned > (f ? f->count : 0))
+		frag_rebuild(mt, head);
 	return found;
 }
 

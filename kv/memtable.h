@@ -76,6 +76,21 @@ struct kv_mrdel {
 	struct kv_mrdel *next; /* [immutable once pushed] older */
 };
 
+/*
+ * The memtable's range tombstones up to @below (exclusive, a list node),
+ * fragmented for binary search: a lookup scans only the tombstones pushed
+ * since (the list above @below) and asks the set for the rest. Rebuilt by a
+ * reader when that scan grows past the set's size, so sets double and the
+ * superseded ones (kept until the memtable goes: readers may hold them) add
+ * up to less than twice the last.
+ */
+struct kv_mfrag {
+	struct kv_rdset *set;	/* [immutable] lsn = op offset */
+	struct kv_mrdel *below; /* [immutable] the list head it was built from */
+	size_t count;		/* [immutable] tombstones in it */
+	struct kv_mfrag *older; /* [frag_mu] superseded sets */
+};
+
 struct kv_mnode {
 	_Atomic uint64_t ver[3];	   /* [lock to write; atomic to read] refs */
 	_Atomic(struct kv_oldver *) old;   /* [lock to write; atomic to read] */
@@ -95,6 +110,8 @@ struct kv_memtable {
 	_Atomic int height;		  /* [atomic] highest level in use */
 	_Atomic(struct kv_mrdel *) rdels; /* [atomic CAS push] range tombstones */
 	_Atomic uint64_t nrdels;	  /* [atomic] */
+	_Atomic(struct kv_mfrag *) frag;  /* [atomic; replaced under frag_mu] */
+	pthread_mutex_t frag_mu;
 
 	_Alignas(64) pthread_mutex_t arena_mu; /* guards the arena fields below */
 	struct kv_arena_chunk *chunks;	       /* [arena_mu] */

@@ -284,6 +284,61 @@ static void test_concurrent_inserts(void **state)
 	}
 }
 
+/*
+ * Range tombstones: many (so lookups go through the fragmented set and the
+ * list scan both, across several rebuilds), against a brute force over all
+ * of them, at several limits.
+ */
+static void test_range_tombstones(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t rng = kvt_seed("memtable_rdel");
+	struct {
+		char s[8], e[8];
+		uint64_t off;
+	} t[300];
+	int n = 0;
+
+	for (int i = 0; i < 300; i++) {
+		unsigned a = (unsigned)(kvt_rand(&rng) % 1000),
+			 b = a + 1 + (unsigned)(kvt_rand(&rng) % 50);
+		uint64_t ref, len;
+		int crossing;
+
+		snprintf(t[i].s, sizeof(t[i].s), "%04u", a);
+		snprintf(t[i].e, sizeof(t[i].e), "%04u", b);
+		len = kv_align8(kv_op_size(4, 4));
+		assert_int_equal(kv_logbuf_reserve(&f->lb, len, &ref, &crossing), 0);
+		kv_op_encode(f->lb.base + kv_ref_off(ref), KV_OP_DELRANGE, t[i].s, 4, t[i].e, 4);
+		t[i].off = kv_ref_off(ref);
+		assert_int_equal(kv_memtable_add_rdel(&f->mt, t[i].off,
+						      f->lb.base + t[i].off + KV_OP_HEADER_SIZE, 4,
+						      f->lb.base + t[i].off + KV_OP_HEADER_SIZE + 4,
+						      4),
+				 0);
+		n++;
+		/* Probe as it grows: lookups trigger the rebuilds. */
+		for (int q = 0; q < 40; q++) {
+			char key[8];
+			uint64_t limit = q % 4 ? t[kvt_rand(&rng) % (unsigned)n].off + 1 :
+						 UINT64_MAX;
+			uint64_t want = 0, got = 0;
+			int found;
+
+			snprintf(key, sizeof(key), "%04u", (unsigned)(kvt_rand(&rng) % 1100));
+			for (int k = 0; k < n; k++)
+				if (t[k].off < limit && strcmp(t[k].s, key) <= 0 &&
+				    strcmp(key, t[k].e) < 0 && t[k].off > want)
+					want = t[k].off;
+			found = kv_memtable_rdel_cover(&f->mt, key, 4, limit, &got);
+			assert_int_equal(found, want != 0);
+			if (found)
+				assert_int_equal(got, want);
+		}
+	}
+	assert_non_null(atomic_load(&f->mt.frag));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +347,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_late_older_epoch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_inserts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_range_tombstones, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,8 @@ int kvt_scale(void)
 	return n > 0 ? n : 1;
 }
 
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
 void kvt_log_fn(void *ctx, enum kv_log_level level, const char *msg)
 {
 	struct kvt_log *log = ctx;
@@ -102,12 +105,15 @@ void kvt_log_fn(void *ctx, enum kv_log_level level, const char *msg)
 		fprintf(stderr, "kv: %s\n", msg);
 	if (!log)
 		return;
+	/* The engine logs from its background threads too, concurrently. */
+	pthread_mutex_lock(&log_mu);
 	if (log->len + n + 2 > sizeof(log->text))
 		log->len = 0;
 	memcpy(log->text + log->len, msg, n);
 	log->len += n;
 	log->text[log->len++] = '\n';
 	log->text[log->len] = '\0';
+	pthread_mutex_unlock(&log_mu);
 }
 
 void kvt_options(struct kv_options *o, struct kv_env *env, struct kvt_log *log)

@@ -72,6 +72,7 @@ enum kv_durability {
 
 enum kv_log_level { KV_LOG_ERROR, KV_LOG_WARN, KV_LOG_INFO, KV_LOG_DEBUG };
 
+/* Called from any thread of the engine, possibly from several at once. */
 typedef void (*kv_log_fn)(void *ctx, enum kv_log_level level, const char *msg);
 
 struct kv_options {

@@ -409,13 +409,19 @@ static int merge_inputs(struct job *j, struct kv_iiter **out)
 
 static int write_outputs(struct out *o, struct kv_iiter *it, struct kv_cfilter *f)
 {
-	uint64_t target = o->db->opt.table_target_size;
+	uint64_t target = o->db->opt.table_target_size, n = 0;
 	int err = 0;
 
 	for (it->ops->seek_first(it); it->valid && !err; it->ops->next(it)) {
 		size_t ulen = kv_ikey_ulen(it->klen);
-		int keep = kv_cfilter_keep(f, it->key, it->klen);
+		int keep;
 
+		/* Close does not wait for a long compaction: it is dropped. */
+		if (!(++n % 4096) && atomic_load(&o->db->bg_stop)) {
+			err = -ECANCELED;
+			break;
+		}
+		keep = kv_cfilter_keep(f, it->key, it->klen);
 		if (keep <= 0) {
 			err = keep;
 			continue;
@@ -518,8 +524,9 @@ static int run_job(struct kv_db *db, struct job *j)
 		pthread_mutex_unlock(&db->ver_mu);
 	}
 	if (err) {
-		kv_log(db, KV_LOG_ERROR, "%s: compaction of level %d into %d failed: %s", db->dir,
-		       j->level, j->out_level, strerror(-err));
+		if (err != -ECANCELED)
+			kv_log(db, KV_LOG_ERROR, "%s: compaction of level %d into %d failed: %s",
+			       db->dir, j->level, j->out_level, strerror(-err));
 		remove_outputs(db, &o);
 	} else {
 		atomic_fetch_add(&db->compactions, 1);

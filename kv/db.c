@@ -22,6 +22,9 @@
 #include "db.h"
 #include "wal.h"
 
+#define KV_DEF_OPEN_TABLES 512 /* kv_options.max_open_tables */
+#define KV_MIN_OPEN_TABLES 16
+
 static const char *const dur_names[] = {
 	[KV_DUR_DEFAULT] = "default", [KV_DUR_SYNC] = "sync",
 	[KV_DUR_BATCH] = "batch",     [KV_DUR_FSYNC_PER_OP] = "fsync-per-op",
@@ -112,6 +115,12 @@ static int check_options(const char *dir, const struct kv_options *opt)
 			dir);
 		return -EINVAL;
 	}
+	if (opt->max_open_tables && opt->max_open_tables < KV_MIN_OPEN_TABLES) {
+		kv_log_opt(opt, KV_LOG_ERROR,
+			   "%s: max_open_tables %d must be 0 (the default, %d) or at least %d", dir,
+			   opt->max_open_tables, KV_DEF_OPEN_TABLES, KV_MIN_OPEN_TABLES);
+		return -EINVAL;
+	}
 	if (opt->durability < KV_DUR_DEFAULT || opt->durability > KV_DUR_LOCKED) {
 		kv_log_opt(opt, KV_LOG_ERROR, "%s: unknown durability mode %d", dir,
 			   opt->durability);
@@ -145,6 +154,8 @@ static struct kv_db *db_alloc(const char *dir, const struct kv_options *opt)
 		db->opt.block_cache_size = 32u << 20;
 	if (!db->opt.table_target_size)
 		db->opt.table_target_size = 8u << 20;
+	if (!db->opt.max_open_tables)
+		db->opt.max_open_tables = KV_DEF_OPEN_TABLES;
 	if (!db->opt.level1_max_bytes)
 		db->opt.level1_max_bytes = 4 * db->opt.log_buffer_size;
 	if (!db->opt.max_immutable)
@@ -183,6 +194,7 @@ static void db_free(struct kv_db *db)
 	kv_version_close(db);
 	if (db->cache)
 		kv_cache_destroy(db->cache);
+	kv_tcache_destroy(db->tcache); /* after the tables: they hold slots */
 	for (int l = 0; l < KV_MAX_LEVELS; l++)
 		free(db->compact_cursor[l]);
 	pthread_mutex_destroy(&db->sv_mu);
@@ -245,6 +257,8 @@ int kv_open(const char *dir, const struct kv_options *opt, struct kv_db **out)
 	err = kv_store_open_dir(db);
 	if (!err)
 		err = kv_cache_create(db->opt.block_cache_size, &db->cache);
+	if (!err)
+		err = kv_tcache_create((size_t)db->opt.max_open_tables, &db->tcache);
 	if (!err)
 		err = kv_version_open(db);
 	if (!err)

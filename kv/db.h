@@ -14,8 +14,8 @@
  *   5. db->bg_mu             (background work state, stalls)
  *   6. db->rot_mu            (rotation, spare segment; never across a commit)
  *   7. db->sv_mu, db->snap_mu (leaves: install a super / edit the snapshot list)
- *   8. kv_mnode.lock, kv_cq.mu, memtable arena_mu, cache shard mutexes (leaf
- *      locks, a few instructions)
+ *   8. kv_mnode.lock, kv_cq.mu, memtable arena_mu, cache shard mutexes, the
+ *      table file cache's mutex (leaf locks, a few instructions)
  *
  * Read-side protection (version.c): every foreground call runs inside a guard
  * (kv_guard_enter/exit: two per-phase counters, no lock). The db's current
@@ -43,6 +43,7 @@
 #include "manifest.h"
 #include "memtable.h"
 #include "table.h"
+#include "tcache.h"
 #include "wal.h"
 
 #define KV_STRIPES 256
@@ -170,6 +171,7 @@ struct kv_db {
 	uint64_t next_file;		   /* [ver_mu] */
 	uint64_t log_min_seg, log_min_lsn; /* [ver_mu] flushed below these */
 	struct kv_cache *cache;		   /* [immutable] */
+	struct kv_tcache *tcache;	   /* [immutable] table fds; locks itself */
 	pthread_mutex_t snap_mu;
 	struct kv_snapshot snaps; /* [snap_mu] list head */
 	uint64_t nsnaps;	  /* [snap_mu] */

@@ -17,6 +17,19 @@
  * filter, properties and range tombstones are loaded at open; data blocks
  * come through the block cache (cache.h) or, without one, are read per use.
  * Every error names the file and the offset (through the options' log).
+ *
+ * File descriptors. Given a table file cache (tcache.h; the db has one,
+ * sized by kv_options.max_open_tables), a table does not keep its file
+ * open: everything but the data blocks is in memory after open, and each
+ * data-block read that misses the block cache pins the file in the file
+ * cache for the length of the pread, reopening it (same path, O_RDONLY,
+ * same env) if the cache closed it to make room. So the db holds at most
+ * max_open_tables table fds plus one per thread reading at that moment,
+ * however many tables it has. A failed reopen (file gone, -EMFILE) is a
+ * read error: logged with the path, returned by get and the iterators.
+ * kv_table_close closes the table's fd if the cache holds it, so the caller
+ * may unlink the file next. Without a file cache (NULL: tools, tests, short
+ * looks at one table) the table keeps its file open from open to close.
  */
 #ifndef KV_TABLE_H
 #define KV_TABLE_H
@@ -28,6 +41,7 @@
 #include "env.h"
 #include "ikey.h"
 #include "rangedel.h"
+#include "tcache.h"
 
 #define KV_TABLE_NAME_FMT "tbl-%016llx.sst"
 int kv_table_parse_name(const char *name, uint64_t *file_no);
@@ -83,10 +97,15 @@ struct kv_table;
  * checksums (not the data blocks: those on use, or kv_table_check).
  * -EUCLEAN/-EBADMSG on corruption, -EPROTONOSUPPORT for a newer version,
  * -ENOENT if missing; each with a log message naming file and offset.
- * @cache may be NULL.
+ * @cache (blocks) may be NULL. @files may be NULL: then the table keeps its
+ * file open until closed; else it holds a slot in @files, which must
+ * outlive it (see above).
  */
 int kv_table_open(struct kv_env *env, const struct kv_options *log, const char *path,
-		  uint64_t file_no, uint64_t size, struct kv_cache *cache, struct kv_table **out);
+		  uint64_t file_no, uint64_t size, struct kv_cache *cache, struct kv_tcache *files,
+		  struct kv_table **out);
+/* No get or iterator may be in progress on @t. Releases its fd (its own,
+ * or the file cache's) before returning. */
 void kv_table_close(struct kv_table *t);
 const struct kv_table_props *kv_table_props(const struct kv_table *t);
 const struct kv_rdset *kv_table_rangedels(const struct kv_table *t);

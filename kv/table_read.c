@@ -12,10 +12,20 @@
  * restart array are verified when it is read from the file, so a block
  * found in the cache is already known good.
  *
+ * The file. Without a file cache the table opens its file at open and keeps
+ * it to the end. With one (tcache.h) it owns a slot there and pins the file
+ * for each read from it (t_pread): at open, for the metadata; after that,
+ * only for a data block missing from the block cache, so a block cache hit
+ * never touches the file cache. No fd is held between reads, not even by an
+ * iterator positioned in a block (the block itself is pinned, not the fd).
+ * A file closed by the cache is reopened on the next read; a failed reopen
+ * is a read error like any other: logged with the path, returned.
+ *
  * Invariants:
  *   1. struct kv_table is immutable after kv_table_open() returns: any
  *      number of threads may call get/iter on it at once with no lock (the
- *      cache has its own shard locks; the env allows concurrent pread).
+ *      block cache has its own shard locks, the file cache its mutex; the
+ *      env allows concurrent pread on one file).
  *   2. Index handles tile the data region [0, filter offset) in order, and
  *      index keys strictly increase: checked at open, so a handle from the
  *      index never points outside the file.
@@ -82,7 +92,11 @@ struct kv_table {
 	struct kv_env *env;	      /* [immutable] */
 	const struct kv_options *log; /* [immutable] must outlive the table */
 	char *path;		      /* [immutable] */
-	struct kv_file *file;	      /* [immutable] concurrent preads are allowed */
+	struct kv_file *file;	      /* [immutable] without a file cache: open for the
+				       * table's life; concurrent preads are allowed */
+	struct kv_tcache *files;      /* [immutable] NULL: no file cache; it locks itself */
+	struct kv_tfile *slot;	      /* [immutable] the file's slot there (its state:
+				       * [the file cache's mutex], tcache.c) */
 	uint64_t file_no;	      /* [immutable] */
 	struct kv_cache *cache;	      /* [immutable] NULL: no cache; it locks itself */
 	struct kv_table_props props;  /* [immutable] */
@@ -116,6 +130,44 @@ static int t_bad(const struct kv_table *t, int err, const struct kv_tbl_err *e)
 	return err;
 }
 
+/* The table's file for one read: its own, or pinned in the file cache
+ * (reopened if the cache had closed it). */
+static int file_pin(const struct kv_table *t, struct kv_file **f)
+{
+	if (!t->files) {
+		*f = t->file;
+		return 0;
+	}
+	return kv_tcache_pin(t->files, t->slot, f);
+}
+
+static void file_unpin(const struct kv_table *t)
+{
+	if (t->files)
+		kv_tcache_unpin(t->files, t->slot);
+}
+
+/* Read exactly @len bytes at @off. Errors other than -ENODATA (the file
+ * ends first: the caller says what that means) are logged here. */
+static int t_pread(const struct kv_table *t, void *buf, size_t len, uint64_t off)
+{
+	struct kv_file *f;
+	int err = file_pin(t, &f);
+
+	if (err) {
+		kv_log_opt(t->log, KV_LOG_ERROR,
+			   "%s: offset %" PRIu64 ": cannot reopen the table: error %d", t->path,
+			   off, err);
+		return err == -ENODATA ? -EIO : err; /* not "the file ends" */
+	}
+	err = kv_env_read_all(f, buf, len, off);
+	file_unpin(t);
+	if (err && err != -ENODATA)
+		kv_log_opt(t->log, KV_LOG_ERROR, "%s: offset %" PRIu64 ": read error %d", t->path,
+			   off, err);
+	return err;
+}
+
 /* Read the block at @h (contents and trailer) into a fresh buffer with
  * @room bytes before it, and verify its trailer. */
 static int read_block(const struct kv_table *t, const struct kv_bhandle *h, uint8_t type,
@@ -127,14 +179,11 @@ static int read_block(const struct kv_table *t, const struct kv_bhandle *h, uint
 
 	if (!p)
 		return -ENOMEM;
-	err = kv_env_read_all(t->file, p + room, h->size + KV_TBL_TRAILER, h->off);
+	err = t_pread(t, p + room, h->size + KV_TBL_TRAILER, h->off);
 	if (err == -ENODATA) {
 		e = (struct kv_tbl_err){ h->off, "block cut short: file truncated" };
 		err = t_bad(t, -EUCLEAN, &e);
-	} else if (err) {
-		kv_log_opt(t->log, KV_LOG_ERROR, "%s: offset %" PRIu64 ": read error %d", t->path,
-			   h->off, err);
-	} else if ((err = kv_tbl_unseal(p + room, h->size, type, h->off, &e))) {
+	} else if (!err && (err = kv_tbl_unseal(p + room, h->size, type, h->off, &e))) {
 		t_bad(t, err, &e);
 	}
 	if (err) {
@@ -234,13 +283,15 @@ static int open_footer(struct kv_table *t, uint64_t fsize, struct kv_footer *f)
 	size_t tlen = fsize < KV_TBL_FOOTER_MAX ? (size_t)fsize : KV_TBL_FOOTER_MAX;
 	uint8_t tail[KV_TBL_FOOTER_MAX];
 	struct kv_tbl_err e;
-	int err = kv_env_read_all(t->file, tail, tlen, fsize - tlen);
+	int err = t_pread(t, tail, tlen, fsize - tlen);
 
-	if (err) {
+	if (err == -ENODATA) {
 		kv_log_opt(t->log, KV_LOG_ERROR, "%s: offset %" PRIu64 ": read error %d", t->path,
 			   fsize - tlen, err);
-		return err == -ENODATA ? -EUCLEAN : err;
+		return -EUCLEAN;
 	}
+	if (err)
+		return err;
 	err = kv_tbl_footer_decode(tail, tlen, fsize, f, &e);
 	return err ? t_bad(t, err, &e) : 0;
 }
@@ -490,8 +541,32 @@ static int open_index(struct kv_table *t, const struct kv_footer *f)
 	return err;
 }
 
+/* Open the file (in the file cache: into the table's new slot) and learn
+ * its size. */
+static int open_file(struct kv_table *t, uint64_t *fsize)
+{
+	struct kv_file *f = NULL;
+	int err;
+
+	if (t->files && (err = kv_tcache_add(t->files, t->env, t->path, &t->slot)))
+		return err;
+	if (t->files)
+		err = kv_tcache_pin(t->files, t->slot, &f);
+	else if (!(err = t->env->ops->open(t->env, t->path, O_RDONLY, 0, &t->file)))
+		f = t->file;
+	if (err) {
+		kv_log_opt(t->log, KV_LOG_ERROR, "%s: offset 0: cannot open the table: error %d",
+			   t->path, err);
+		return err;
+	}
+	err = f->env->ops->size(f, fsize);
+	file_unpin(t);
+	return err;
+}
+
 int kv_table_open(struct kv_env *env, const struct kv_options *log, const char *path,
-		  uint64_t file_no, uint64_t size, struct kv_cache *cache, struct kv_table **out)
+		  uint64_t file_no, uint64_t size, struct kv_cache *cache, struct kv_tcache *files,
+		  struct kv_table **out)
 {
 	struct kv_table *t = calloc(1, sizeof(*t));
 	struct kv_footer f;
@@ -506,14 +581,11 @@ int kv_table_open(struct kv_env *env, const struct kv_options *log, const char *
 	t->log = log;
 	t->file_no = file_no;
 	t->cache = cache;
-	err = env->ops->open(env, path, O_RDONLY, 0, &t->file);
-	if (err) {
-		kv_log_opt(log, KV_LOG_ERROR, "%s: offset 0: cannot open the table: error %d", path,
-			   err);
+	t->files = files;
+	err = open_file(t, &fsize);
+	if (err)
 		goto fail;
-	}
-	err = t->file->env->ops->size(t->file, &fsize);
-	if (!err && size && fsize != size) {
+	if (size && fsize != size) {
 		kv_log_opt(log, KV_LOG_ERROR,
 			   "%s: offset %" PRIu64 ": table is %" PRIu64 " bytes, expected %" PRIu64,
 			   path, fsize, fsize, size);
@@ -535,6 +607,8 @@ void kv_table_close(struct kv_table *t)
 {
 	if (!t)
 		return;
+	if (t->slot)
+		kv_tcache_remove(t->files, t->slot);
 	if (t->file)
 		t->file->env->ops->close(t->file);
 	kv_table_props_free(&t->props);

@@ -141,7 +141,7 @@ int kv_tref_open(struct kv_db *db, const struct kv_file_meta *meta, struct kv_tr
 	if (!t->path || meta_copy(&t->meta, meta))
 		goto fail;
 	err = kv_table_open(db->env, &db->opt, t->path, meta->file_no, meta->size, db->cache,
-			    &t->t);
+			    db->tcache, &t->t);
 	if (err == -ENOENT) {
 		/* Named by the manifest: a missing table is damage, not "no store". */
 		kv_log(db, KV_LOG_ERROR,
@@ -529,17 +529,23 @@ static int find_table(void *arg, const char *name)
 	uint64_t no;
 
 	(void)arg;
-	return !kv_table_parse_name(name, &no) || !strncmp(name, "MANIFEST-", 9);
+	return !kv_table_parse_name(name, &no);
 }
 
-/* No CURRENT: a new store or one from before tables (format 1). */
+/*
+ * No CURRENT: a new store, one from before tables (format 1), or a crash
+ * while the first manifest was being made (a MANIFEST-* without CURRENT; it
+ * is rewritten). With tables, their list is lost: corruption. (Without
+ * tables, any flushed data is gone too, and recovery says so: the log would
+ * not start at LSN 0.)
+ */
 static int no_manifest(struct kv_db *db)
 {
 	int err = db->env->ops->list_dir(db->env, db->dir, find_table, NULL);
 
 	if (err == 1) {
-		kv_log(db, KV_LOG_ERROR,
-		       "%s/" KV_CURRENT_NAME ": missing, but tables or a manifest exist", db->dir);
+		kv_log(db, KV_LOG_ERROR, "%s/" KV_CURRENT_NAME ": missing, but tables exist",
+		       db->dir);
 		return -EUCLEAN;
 	}
 	db->log_min_seg = 0;
@@ -601,7 +607,7 @@ static int orphan_needed(struct orphans *o, uint64_t no, const char *path)
 	struct kv_table *t;
 	int needed;
 
-	if (o->have_log || kv_table_open(o->db->env, &o->db->opt, path, no, 0, NULL, &t))
+	if (o->have_log || kv_table_open(o->db->env, &o->db->opt, path, no, 0, NULL, NULL, &t))
 		return 0;
 	needed = kv_table_props(t)->max_lsn >= o->db->log_min_lsn &&
 		 (kv_table_props(t)->entries || kv_table_props(t)->rangedels);
@@ -646,6 +652,23 @@ static int drop_orphan(void *arg, const char *name)
 	return 0;
 }
 
+/* A manifest CURRENT does not name: left by a crash during a switch. */
+static int drop_stale_manifest(void *arg, const char *name)
+{
+	struct kv_db *db = arg;
+	char live[64], *path;
+
+	snprintf(live, sizeof(live), KV_MANIFEST_NAME_FMT, (unsigned long long)db->manifest_number);
+	if (strncmp(name, "MANIFEST-", 9) || !strcmp(name, live))
+		return 0;
+	if (asprintf(&path, "%s/%s", db->dir, name) < 0)
+		return -ENOMEM;
+	kv_log(db, KV_LOG_INFO, "%s: removing a manifest CURRENT does not name", path);
+	db->env->ops->unlink(db->env, path);
+	free(path);
+	return 0;
+}
+
 int kv_version_start(struct kv_db *db, struct kv_mem **mems, int nmem)
 {
 	/* mems[0] is the new active memtable; the rest were replayed. */
@@ -664,6 +687,9 @@ int kv_version_start(struct kv_db *db, struct kv_mem **mems, int nmem)
 		       strerror(-err));
 		return err;
 	}
+	err = db->env->ops->list_dir(db->env, db->dir, drop_stale_manifest, db);
+	if (err)
+		return err;
 	s = super_alloc(nmem);
 	if (!s)
 		return -ENOMEM;

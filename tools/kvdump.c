@@ -614,7 +614,8 @@ static int print_table_line(const char *dir, const struct kv_file_meta *m)
 {
 	char *path = table_path(dir, m->file_no);
 	struct kv_table *t = NULL;
-	int err = kv_table_open(kv_env_default(), &g_log, path, m->file_no, m->size, NULL, &t);
+	int err =
+		kv_table_open(kv_env_default(), &g_log, path, m->file_no, m->size, NULL, NULL, &t);
 
 	printf("%u  " KV_TABLE_NAME_FMT "  %" PRIu64 "  %" PRIu64 "  ", m->level,
 	       (unsigned long long)m->file_no, m->size, m->entries);
@@ -731,7 +732,7 @@ static int cmd_table(const struct args *a)
 	/* The number in the name is checked against the one inside. */
 	if (kv_table_parse_name(base, &no))
 		return fail("%s: not a table file name (tbl-<16 hex digits>.sst)", a->path);
-	err = kv_table_open(kv_env_default(), &g_log, a->path, no, 0, NULL, &t);
+	err = kv_table_open(kv_env_default(), &g_log, a->path, no, 0, NULL, NULL, &t);
 	if (err)
 		return fail("%s: cannot open the table: %s", a->path, strerror(-err));
 	p = kv_table_props(t);

@@ -93,6 +93,9 @@ struct kv_options {
 					* 32 MiB; 0 = the default */
 	size_t table_target_size;      /* compaction output file size; default
 					* 8 MiB; 0 = the default */
+	int max_open_tables;	       /* table files kept open; default 512,
+					* 0 = the default, minimum 16 (readers
+					* in flight may hold one more each) */
 	size_t level1_max_bytes;       /* size bound of level 1 (each deeper level
 					* x10); default 4 * log_buffer_size */
 	int max_immutable;	       /* memtables waiting for flush before

@@ -3,10 +3,12 @@
  * test_table.c - unit tests of the sorted tables (kv/table_*.c): build and
  * read back against a model (point lookups at many snapshots, iterator
  * seek/next), values from 0 bytes to 100 KiB, the bloom filter's false
- * positive rate, range tombstones, the empty table, the block cache, and
- * corruption: a flipped byte in each block and in the footer, truncation,
- * and random damage behind a valid checksum must give an error naming the
- * right offset region, never a crash.
+ * positive rate, range tombstones, the empty table, the block cache,
+ * concurrent readers, and the table file cache (kv/tcache.c): a tiny one
+ * shared by many tables and threads bounds the fds the process holds, a
+ * table whose fd it closed reads on, a failed reopen is a read error naming
+ * the file, and closing a table leaves no fd of its file. Damaged tables:
+ * test_table_corrupt.c.
  *
  * The golden test freezes the bytes of a small table against the checked-in
  * tests/kv/golden/table-v2.sst, found next to this source file (through
@@ -17,16 +19,19 @@
  * Offsets of the blocks are read from the footer the way kv/FORMAT.md
  * describes it, independently of the reader's code.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -38,198 +43,38 @@
 #include "kv_test_util.h"
 #include "table.h"
 #include "table_fmt.h"
-
-/* ---- a model of a table --------------------------------------------------- */
-
-struct ment {
-	uint8_t ik[32]; /* user key + trailer */
-	size_t iklen;
-	size_t vlen;
-	uint32_t vseed;
-};
-
-struct model {
-	struct ment *e;
-	size_t n, cap;
-	struct kv_rtomb *t;
-	size_t nt;
-};
-
-static void fill_value(uint8_t *v, size_t len, uint32_t seed)
-{
-	uint64_t s = seed | 1;
-
-	for (size_t i = 0; i < len; i++)
-		v[i] = (uint8_t)(kvt_rand(&s) >> 24);
-}
-
-static void model_add(struct model *m, const char *key, uint64_t lsn, unsigned kind, size_t vlen,
-		      uint32_t vseed)
-{
-	size_t kl = strlen(key);
-	struct ment *e;
-
-	if (m->n == m->cap) {
-		m->cap = m->cap ? 2 * m->cap : 256;
-		m->e = realloc(m->e, m->cap * sizeof(*m->e));
-		assert_non_null(m->e);
-	}
-	e = &m->e[m->n++];
-	assert_true(kl + 8 <= sizeof(e->ik));
-	kv_ikey_make(e->ik, key, kl, lsn, kind);
-	e->iklen = kl + 8;
-	e->vlen = kind == KV_IK_PUT ? vlen : 0;
-	e->vseed = vseed;
-}
-
-static void free_tombs(struct model *m)
-{
-	for (size_t i = 0; i < m->nt; i++) {
-		free((void *)m->t[i].start);
-		free((void *)m->t[i].end);
-	}
-	free(m->t);
-	m->t = NULL;
-	m->nt = 0;
-}
-
-static void model_free(struct model *m)
-{
-	free_tombs(m);
-	free(m->e);
-	memset(m, 0, sizeof(*m));
-}
-
-/* Keys "k%07u" for even numbers; the odd ones are absent. */
-static void key_of(char *out, unsigned i)
-{
-	snprintf(out, 16, "k%07u", i);
-}
-
-/* @nkeys user keys, 1..4 versions each, lsns descending within a key. */
-static void model_random(struct model *m, unsigned nkeys, uint64_t *rs)
-{
-	char k[16];
-
-	for (unsigned i = 0; i < nkeys; i++) {
-		unsigned nv = 1 + (unsigned)(kvt_rand(rs) % 4);
-		uint64_t lsn = 1000 + kvt_rand(rs) % 100000;
-
-		key_of(k, 2 * i);
-		for (unsigned v = 0; v < nv; v++) {
-			uint64_t r = kvt_rand(rs) % 1000;
-			size_t vlen = r < 700 ? r % 101 :
-				      r < 995 ? 100 + r * 4 :
-						kvt_rand(rs) % 102401;
-
-			model_add(m, k, lsn, kvt_rand(rs) % 5 ? KV_IK_PUT : KV_IK_DEL, vlen,
-				  (uint32_t)kvt_rand(rs));
-			lsn -= 1 + kvt_rand(rs) % 50;
-		}
-	}
-}
+#include "table_util.h"
+#include "tcache.h"
 
 /* ---- fixtures ----------------------------------------------------------------- */
 
-struct fx {
-	char *dir;
-	char path[512];
-	struct kvt_log log;
-	struct kv_options opt;
-	struct kv_env *env;
-};
-
-static int fx_setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	f->dir = kvt_mkdtemp("table");
-	snprintf(f->path, sizeof(f->path), "%s/" KV_TABLE_NAME_FMT, f->dir, 5ull);
-	f->env = kv_env_posix();
-	kvt_options(&f->opt, f->env, &f->log);
-	*state = f;
-	return 0;
-}
-
-static int fx_teardown(void **state)
-{
-	struct fx *f = *state;
-
-	kvt_rmrf(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
-
-static void build(struct fx *f, const struct model *m, const struct kv_table_build_opts *o,
-		  struct kv_table_props *pr)
-{
-	struct kv_table_builder *b;
-	uint8_t *v = malloc(102400 + 1);
-
-	unlink(f->path);
-	assert_int_equal(kv_tb_create(f->env, &f->opt, f->path, 5, o, &b), 0);
-	for (size_t i = 0; i < m->n; i++) {
-		fill_value(v, m->e[i].vlen, m->e[i].vseed);
-		assert_int_equal(kv_tb_add(b, m->e[i].ik, m->e[i].iklen, v, m->e[i].vlen), 0);
-	}
-	for (size_t i = 0; i < m->nt; i++)
-		assert_int_equal(kv_tb_add_rangedel(b, m->t[i].start, m->t[i].slen, m->t[i].end,
-						    m->t[i].elen, m->t[i].lsn),
-				 0);
-	assert_int_equal(kv_tb_entries(b), m->n);
-	assert_int_equal(kv_tb_finish(b, pr), 0);
-	free(v);
-}
-
-static struct kv_table *topen(struct fx *f, struct kv_cache *c)
+static struct kv_table *topen(struct tt_fx *f, struct kv_cache *c)
 {
 	struct kv_table *t = NULL;
 
-	assert_int_equal(kv_table_open(f->env, &f->opt, f->path, 5, 0, c, &t), 0);
+	assert_int_equal(kv_table_open(f->env, &f->opt, f->path, 5, 0, c, NULL, &t), 0);
 	return t;
 }
 
 /* ---- lookups and iteration against the model -------------------------------- */
 
-struct hit {
-	int n;
-	unsigned kind;
-	uint64_t lsn;
-	uint8_t *val;
-	size_t vlen;
-};
-
-static void on_hit(void *arg, unsigned kind, uint64_t lsn, const void *val, size_t vlen)
-{
-	struct hit *h = arg;
-
-	h->n++;
-	h->kind = kind;
-	h->lsn = lsn;
-	h->vlen = vlen;
-	free(h->val);
-	h->val = malloc(vlen + 1);
-	memcpy(h->val, val, vlen);
-}
-
-static void check_value(const struct ment *e, const uint8_t *val, size_t vlen)
+static void check_value(const struct tt_ent *e, const uint8_t *val, size_t vlen)
 {
 	uint8_t *x = malloc(e->vlen + 1);
 
 	assert_int_equal(vlen, e->vlen);
-	fill_value(x, e->vlen, e->vseed);
+	tt_fill_value(x, e->vlen, e->vseed);
 	assert_memory_equal(val, x, vlen);
 	free(x);
 }
 
 /* The model's answer: the first version of @key with lsn < snap, or NULL. */
-static const struct ment *model_get(const struct model *m, const char *key, uint64_t snap)
+static const struct tt_ent *model_get(const struct tt_model *m, const char *key, uint64_t snap)
 {
 	size_t kl = strlen(key);
 
 	for (size_t i = 0; i < m->n; i++) {
-		const struct ment *e = &m->e[i];
+		const struct tt_ent *e = &m->e[i];
 
 		if (!kv_ukey_cmp(e->ik, e->iklen - 8, key, kl) &&
 		    kv_ikey_lsn(e->ik, e->iklen) < snap)
@@ -238,11 +83,11 @@ static const struct ment *model_get(const struct model *m, const char *key, uint
 	return NULL;
 }
 
-static void check_get(struct kv_table *t, const struct model *m, const char *key, uint64_t snap)
+static void check_get(struct kv_table *t, const struct tt_model *m, const char *key, uint64_t snap)
 {
-	const struct ment *x = model_get(m, key, snap);
-	struct hit h = { 0 };
-	int r = kv_table_get(t, key, strlen(key), snap, on_hit, &h);
+	const struct tt_ent *x = model_get(m, key, snap);
+	struct tt_hit h = { 0 };
+	int r = kv_table_get(t, key, strlen(key), snap, tt_on_hit, &h);
 
 	assert_int_equal(r, x != NULL);
 	assert_int_equal(h.n, r);
@@ -255,12 +100,12 @@ static void check_get(struct kv_table *t, const struct model *m, const char *key
 }
 
 /* Point lookups of every key of a sample at snapshots around its versions. */
-static void check_gets(struct kv_table *t, const struct model *m, size_t step)
+static void check_gets(struct kv_table *t, const struct tt_model *m, size_t step)
 {
 	char k[16];
 
 	for (size_t i = 0; i < m->n; i += step) {
-		const struct ment *e = &m->e[i];
+		const struct tt_ent *e = &m->e[i];
 		uint64_t lsn = kv_ikey_lsn(e->ik, e->iklen);
 		const uint64_t snaps[] = { 0, 1, lsn, lsn + 1, lsn + 2, UINT64_MAX, KV_LSN_MAX + 1 };
 
@@ -273,7 +118,7 @@ static void check_gets(struct kv_table *t, const struct model *m, size_t step)
 	}
 }
 
-static void expect_entry(struct kv_iiter *it, const struct ment *e)
+static void expect_entry(struct kv_iiter *it, const struct tt_ent *e)
 {
 	assert_true(it->valid);
 	assert_int_equal(it->klen, e->iklen);
@@ -281,7 +126,7 @@ static void expect_entry(struct kv_iiter *it, const struct ment *e)
 	check_value(e, it->val, it->vlen);
 }
 
-static void check_scan(struct kv_table *t, const struct model *m)
+static void check_scan(struct kv_table *t, const struct tt_model *m)
 {
 	struct kv_iiter *it;
 
@@ -297,7 +142,7 @@ static void check_scan(struct kv_table *t, const struct model *m)
 }
 
 /* Seek to random targets, then step a few entries. */
-static void check_seeks(struct kv_table *t, const struct model *m, uint64_t *rs, int n)
+static void check_seeks(struct kv_table *t, const struct tt_model *m, uint64_t *rs, int n)
 {
 	static const unsigned kinds[] = { KV_IK_DEL, KV_IK_PUT, KV_IK_SEEK };
 	struct kv_iiter *it;
@@ -308,7 +153,7 @@ static void check_seeks(struct kv_table *t, const struct model *m, uint64_t *rs,
 	for (int r = 0; r < n; r++) {
 		size_t lo = 0;
 
-		key_of(k, (unsigned)(kvt_rand(rs) % (m->n + 4)));
+		tt_key_of(k, (unsigned)(kvt_rand(rs) % (m->n + 4)));
 		kv_ikey_make(ik, k, strlen(k), kvt_rand(rs) % 110000, kinds[kvt_rand(rs) % 3]);
 		while (lo < m->n && kv_ikey_cmp(m->e[lo].ik, m->e[lo].iklen, ik, strlen(k) + 8) < 0)
 			lo++;
@@ -323,7 +168,8 @@ static void check_seeks(struct kv_table *t, const struct model *m, uint64_t *rs,
 
 /* ---- round trips ------------------------------------------------------------------ */
 
-static void check_table(struct fx *f, const struct model *m, struct kv_cache *c, uint64_t seed)
+static void check_table(struct tt_fx *f, const struct tt_model *m, struct kv_cache *c,
+			uint64_t seed)
 {
 	struct kv_table *t = topen(f, c);
 	uint64_t rs = seed;
@@ -338,17 +184,17 @@ static void check_table(struct fx *f, const struct model *m, struct kv_cache *c,
 
 static void roundtrip(void **state, int with_cache)
 {
-	struct fx *f = *state;
+	struct tt_fx *f = *state;
 	uint64_t rs = kvt_seed(with_cache ? "test_table.cache" : "test_table.roundtrip");
 	struct kv_table_props pr;
-	struct model m = { 0 };
+	struct tt_model m = { 0 };
 	struct kv_cache *c = NULL;
 	struct kv_table *t;
 
-	model_random(&m, 1500, &rs);
-	model_add(&m, "zz-big", 7, KV_IK_PUT, 100 << 10, 1); /* 100 KiB: many blocks' worth */
-	model_add(&m, "zz-empty", 9, KV_IK_PUT, 0, 2);
-	build(f, &m, NULL, &pr);
+	tt_model_random(&m, 1500, &rs);
+	tt_model_add(&m, "zz-big", 7, KV_IK_PUT, 100 << 10, 1); /* 100 KiB: many blocks' worth */
+	tt_model_add(&m, "zz-empty", 9, KV_IK_PUT, 0, 2);
+	tt_build(f, &m, NULL, &pr);
 	assert_int_equal(pr.entries, m.n);
 	assert_int_equal(pr.rangedels, 0);
 	assert_int_equal(pr.slen, m.e[0].iklen);
@@ -373,7 +219,7 @@ static void roundtrip(void **state, int with_cache)
 		kv_cache_destroy(c);
 	}
 	kv_table_props_free(&pr);
-	model_free(&m);
+	tt_model_free(&m);
 }
 
 static void test_roundtrip(void **state)
@@ -390,39 +236,39 @@ static void test_roundtrip_cache(void **state)
 /* Small blocks and restart intervals of 1 and 2: many blocks, every path. */
 static void test_small_blocks(void **state)
 {
-	struct fx *f = *state;
+	struct tt_fx *f = *state;
 	uint64_t rs = kvt_seed("test_table.small_blocks");
-	struct model m = { 0 };
+	struct tt_model m = { 0 };
 	struct kv_table_props pr;
 
-	model_random(&m, 300, &rs);
+	tt_model_random(&m, 300, &rs);
 	for (int ri = 1; ri <= 2; ri++) {
 		struct kv_table_build_opts o = { .block_size = 100,
 						 .restart_interval = ri,
 						 .bloom_bits_per_key = 4 };
 
-		build(f, &m, &o, &pr);
+		tt_build(f, &m, &o, &pr);
 		check_table(f, &m, NULL, rs);
 		kv_table_props_free(&pr);
 	}
-	model_free(&m);
+	tt_model_free(&m);
 }
 
 static void test_empty_table(void **state)
 {
-	struct fx *f = *state;
+	struct tt_fx *f = *state;
 	struct kv_table_props pr;
-	struct model m = { 0 };
+	struct tt_model m = { 0 };
 	struct kv_iiter *it;
 	struct kv_table *t;
 
-	build(f, &m, NULL, &pr);
+	tt_build(f, &m, NULL, &pr);
 	assert_int_equal(pr.entries, 0);
 	assert_null(pr.smallest);
 	assert_null(pr.largest);
 	assert_int_equal(pr.data_bytes, 0);
 	t = topen(f, NULL);
-	assert_int_equal(kv_table_get(t, "a", 1, UINT64_MAX, on_hit, NULL), 0);
+	assert_int_equal(kv_table_get(t, "a", 1, UINT64_MAX, tt_on_hit, NULL), 0);
 	assert_int_equal(kv_table_iter(t, &it), 0);
 	it->ops->seek_first(it);
 	assert_false(it->valid);
@@ -437,42 +283,6 @@ static void test_empty_table(void **state)
 }
 
 /* ---- the filter ----------------------------------------------------------------------- */
-
-static uint8_t *slurp(const char *path, size_t *n)
-{
-	FILE *fp = fopen(path, "rb");
-	uint8_t *p;
-
-	if (!fp)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	*n = (size_t)ftell(fp);
-	rewind(fp);
-	p = malloc(*n + 1);
-	assert_int_equal(fread(p, 1, *n, fp), *n);
-	fclose(fp);
-	return p;
-}
-
-/* The footer's handles, read as kv/FORMAT.md says. */
-struct handles {
-	uint64_t off[4], size[4]; /* filter, rangedel, props, index */
-	uint64_t footer;
-};
-
-static void read_handles(const uint8_t *file, size_t n, struct handles *h)
-{
-	const uint8_t *fp = file + n - 88;
-
-	h->footer = n - 88;
-	for (int i = 0; i < 4; i++) {
-		h->off[i] = kv_get_le64(fp + 8 + 16 * i);
-		h->size[i] = kv_get_le64(fp + 16 + 16 * i);
-	}
-	assert_int_equal(kv_get_le64(fp + 80), 0x314c4254564b564cull);
-	assert_int_equal(kv_get_le32(fp + 76), KV_FORMAT_VERSION);
-	assert_int_equal(kv_get_le32(fp + 72), 88);
-}
 
 /* The filter probe exactly as kv/FORMAT.md describes it. */
 static int doc_bloom_maybe(const uint8_t *bits, uint64_t nbits, unsigned k, const char *key)
@@ -490,10 +300,10 @@ static int doc_bloom_maybe(const uint8_t *bits, uint64_t nbits, unsigned k, cons
 
 static void test_bloom(void **state)
 {
-	struct fx *f = *state;
+	struct tt_fx *f = *state;
 	struct kv_table_props pr;
-	struct model m = { 0 };
-	struct handles h;
+	struct tt_model m = { 0 };
+	struct tt_handles h;
 	uint8_t *file, *flt;
 	unsigned fp = 0, k;
 	uint64_t nbits;
@@ -501,38 +311,31 @@ static void test_bloom(void **state)
 	size_t n;
 
 	for (unsigned i = 0; i < 10000; i++) {
-		key_of(key, 2 * i);
-		model_add(&m, key, 1 + i, KV_IK_PUT, 1, i);
+		tt_key_of(key, 2 * i);
+		tt_model_add(&m, key, 1 + i, KV_IK_PUT, 1, i);
 	}
-	build(f, &m, NULL, &pr);
-	file = slurp(f->path, &n);
-	read_handles(file, n, &h);
+	tt_build(f, &m, NULL, &pr);
+	file = tt_slurp(f->path, &n);
+	tt_read_handles(file, n, &h);
 	flt = file + h.off[0];
 	k = flt[h.size[0] - 1];
 	nbits = (h.size[0] - 1) * 8;
 	assert_int_equal(k, 7); /* round(10 * 0.69) */
 	assert_int_equal(nbits, 100000);
 	for (unsigned i = 0; i < 10000; i++) {
-		key_of(key, 2 * i);
+		tt_key_of(key, 2 * i);
 		assert_true(doc_bloom_maybe(flt, nbits, k, key));
-		key_of(key, 2 * i + 1);
+		tt_key_of(key, 2 * i + 1);
 		fp += doc_bloom_maybe(flt, nbits, k, key);
 	}
 	fprintf(stderr, "bloom: %u false positives in 10000 absent keys\n", fp);
 	assert_true(fp < 500); /* < 5%; about 1% expected */
 	free(file);
 	kv_table_props_free(&pr);
-	model_free(&m);
+	tt_model_free(&m);
 }
 
 /* ---- range tombstones ------------------------------------------------------------- */
-
-static void add_tomb(struct model *m, const char *s, const char *e, uint64_t lsn)
-{
-	m->t = realloc(m->t, (m->nt + 1) * sizeof(*m->t));
-	m->t[m->nt++] = (struct kv_rtomb){ (const uint8_t *)strdup(s), strlen(s),
-					   (const uint8_t *)strdup(e), strlen(e), lsn };
-}
 
 static void same_rdsets(const struct kv_rdset *a, const struct kv_rdset *b)
 {
@@ -560,25 +363,25 @@ static void expect_bound(const uint8_t *ik, size_t iklen, const char *key, uint6
 
 static void test_rangedels(void **state)
 {
-	struct fx *f = *state;
+	struct tt_fx *f = *state;
 	uint64_t rs = kvt_seed("test_table.rangedels");
 	struct kv_table_props pr;
-	struct model m = { 0 };
+	struct tt_model m = { 0 };
 	struct kv_rdset *want;
 	struct kv_table *t;
 	char a[16], b[16];
 
-	model_random(&m, 200, &rs);
+	tt_model_random(&m, 200, &rs);
 	for (int i = 0; i < 100; i++) {
 		unsigned x = (unsigned)(kvt_rand(&rs) % 500), y = (unsigned)(kvt_rand(&rs) % 500);
 
-		key_of(a, x < y ? x : y);
-		key_of(b, (x < y ? y : x) + 1);
-		add_tomb(&m, a, b, 1 + kvt_rand(&rs) % 200000);
+		tt_key_of(a, x < y ? x : y);
+		tt_key_of(b, (x < y ? y : x) + 1);
+		tt_add_tomb(&m, a, b, 1 + kvt_rand(&rs) % 200000);
 	}
-	add_tomb(&m, "a", "b", 3);	   /* before every entry: widens smallest */
-	add_tomb(&m, "zz", "zzz", 300000); /* after: widens largest */
-	build(f, &m, NULL, &pr);
+	tt_add_tomb(&m, "a", "b", 3);	      /* before every entry: widens smallest */
+	tt_add_tomb(&m, "zz", "zzz", 300000); /* after: widens largest */
+	tt_build(f, &m, NULL, &pr);
 	assert_int_equal(pr.rangedels, m.nt);
 	assert_int_equal(pr.max_lsn, 300000);
 	assert_true(pr.min_lsn <= 3);
@@ -597,9 +400,9 @@ static void test_rangedels(void **state)
 	m.n = m.cap = 0;
 
 	/* tombstones only; the largest end is not the last start */
-	add_tomb(&m, "m", "p", 5);
-	add_tomb(&m, "c", "x", 4);
-	build(f, &m, NULL, &pr);
+	tt_add_tomb(&m, "m", "p", 5);
+	tt_add_tomb(&m, "c", "x", 4);
+	tt_build(f, &m, NULL, &pr);
 	assert_int_equal(pr.entries, 0);
 	assert_true(pr.min_lsn <= 3);
 	expect_bound(pr.smallest, pr.slen, "a", kv_trailer(3, KV_IK_SEEK));
@@ -610,14 +413,14 @@ static void test_rangedels(void **state)
 	kv_table_close(t);
 	assert_int_equal(kv_table_check(f->env, f->path, 5, NULL, NULL), 0);
 	kv_table_props_free(&pr);
-	model_free(&m);
+	tt_model_free(&m);
 }
 
 /* ---- builder misuse -------------------------------------------------------------------- */
 
 static void test_builder_errors(void **state)
 {
-	struct fx *f = *state;
+	struct tt_fx *f = *state;
 	struct kv_table_builder *b, *b2;
 	uint8_t k1[9], k2[9];
 
@@ -637,7 +440,7 @@ static void test_builder_errors(void **state)
 	assert_true(kv_tb_size(b) > 0);
 	kv_tb_abandon(b);
 	assert_int_equal(access(f->path, F_OK), -1);
-	assert_int_equal(kv_table_open(f->env, &f->opt, f->path, 5, 0, NULL,
+	assert_int_equal(kv_table_open(f->env, &f->opt, f->path, 5, 0, NULL, NULL,
 				       &(struct kv_table *){ 0 }),
 			 -ENOENT);
 }
@@ -657,7 +460,7 @@ static void test_parse_name(void **state)
 }
 
 /* Write errors: the builder fails, says so, and leaves no file behind. */
-static int build_faulty(struct fx *f, const struct model *m, const struct kv_fault_rules *r)
+static int build_faulty(struct tt_fx *f, const struct tt_model *m, const struct kv_fault_rules *r)
 {
 	struct kv_fault_env *fe;
 	struct kv_env *env = f->env;
@@ -672,7 +475,7 @@ static int build_faulty(struct fx *f, const struct model *m, const struct kv_fau
 	unlink(f->path);
 	assert_int_equal(kv_tb_create(f->env, &f->opt, f->path, 5, NULL, &b), 0);
 	for (size_t i = 0; i < m->n && !err; i++) {
-		fill_value(v, m->e[i].vlen < 100 ? m->e[i].vlen : 100, m->e[i].vseed);
+		tt_fill_value(v, m->e[i].vlen < 100 ? m->e[i].vlen : 100, m->e[i].vseed);
 		err = kv_tb_add(b, m->e[i].ik, m->e[i].iklen, v,
 				m->e[i].vlen < 100 ? m->e[i].vlen : 100);
 	}
@@ -688,12 +491,12 @@ static int build_faulty(struct fx *f, const struct model *m, const struct kv_fau
 
 static void test_write_faults(void **state)
 {
-	struct fx *f = *state;
+	struct tt_fx *f = *state;
 	uint64_t rs = 7;
-	struct model m = { 0 };
+	struct tt_model m = { 0 };
 	struct kv_fault_rules r = { .enospc_after_bytes = 100000 };
 
-	model_random(&m, 20000, &rs);
+	tt_model_random(&m, 20000, &rs);
 	assert_int_equal(build_faulty(f, &m, &r), -ENOSPC);
 	assert_int_equal(access(f->path, F_OK), -1);
 	r = (struct kv_fault_rules){ .fail_sync_after = 1 };
@@ -703,14 +506,14 @@ static void test_write_faults(void **state)
 	r = (struct kv_fault_rules){ .short_writes = 1 };
 	assert_int_equal(build_faulty(f, &m, &r), 0);
 	assert_int_equal(kv_table_check(f->env, f->path, 5, NULL, NULL), 0);
-	model_free(&m);
+	tt_model_free(&m);
 }
 
 /* ---- concurrent readers sharing a small cache ------------------------------------------ */
 
 struct reader {
 	struct kv_table *t;
-	const struct model *m;
+	const struct tt_model *m;
 	uint64_t seed;
 };
 
@@ -720,12 +523,12 @@ static void *reader_main(void *arg)
 	char k[16];
 
 	for (int i = 0; i < 2000; i++) {
-		const struct ment *e = &r->m->e[kvt_rand(&r->seed) % r->m->n];
-		struct hit h = { 0 };
+		const struct tt_ent *e = &r->m->e[kvt_rand(&r->seed) % r->m->n];
+		struct tt_hit h = { 0 };
 
 		memcpy(k, e->ik, e->iklen - 8);
 		k[e->iklen - 8] = 0;
-		if (kv_table_get(r->t, k, e->iklen - 8, kv_ikey_lsn(e->ik, e->iklen) + 1, on_hit,
+		if (kv_table_get(r->t, k, e->iklen - 8, kv_ikey_lsn(e->ik, e->iklen) + 1, tt_on_hit,
 				 &h) != 1 ||
 		    h.lsn != kv_ikey_lsn(e->ik, e->iklen) || h.vlen != e->vlen)
 			abort();
@@ -736,17 +539,17 @@ static void *reader_main(void *arg)
 
 static void test_concurrent_readers(void **state)
 {
-	struct fx *f = *state;
+	struct tt_fx *f = *state;
 	uint64_t rs = kvt_seed("test_table.concurrent");
 	struct kv_table_props pr;
 	struct reader r[4];
 	pthread_t th[4];
-	struct model m = { 0 };
+	struct tt_model m = { 0 };
 	struct kv_cache *c;
 	struct kv_table *t;
 
-	model_random(&m, 1000, &rs);
-	build(f, &m, NULL, &pr);
+	tt_model_random(&m, 1000, &rs);
+	tt_build(f, &m, NULL, &pr);
 	assert_int_equal(kv_cache_create(64 << 10, &c), 0);
 	t = topen(f, c);
 	for (int i = 0; i < 4; i++) {
@@ -758,7 +561,7 @@ static void test_concurrent_readers(void **state)
 	kv_table_close(t);
 	kv_cache_destroy(c);
 	kv_table_props_free(&pr);
-	model_free(&m);
+	tt_model_free(&m);
 }
 
 /* ---- golden bytes ------------------------------------------------------------------------ */
@@ -781,7 +584,7 @@ static void golden_path(char *out, size_t n)
  * 64-byte blocks and a restart every 2 keys, so that it has several data
  * blocks, shared prefixes and more than one restart point per block.
  */
-static void build_golden(struct fx *f, const char *path)
+static void build_golden(struct tt_fx *f, const char *path)
 {
 	static const struct {
 		const char *k;
@@ -812,17 +615,17 @@ static void build_golden(struct fx *f, const char *path)
 
 static void test_golden(void **state)
 {
-	struct fx *f = *state;
+	struct tt_fx *f = *state;
 	char gpath[1024], path[600];
 	size_t n, gn;
 	uint8_t *built, *gold;
 	struct kv_table *t;
-	struct hit h = { 0 };
+	struct tt_hit h = { 0 };
 
 	golden_path(gpath, sizeof(gpath));
 	snprintf(path, sizeof(path), "%s/" KV_TABLE_NAME_FMT, f->dir, 7ull);
 	build_golden(f, path);
-	built = slurp(path, &n);
+	built = tt_slurp(path, &n);
 	if (getenv("KV_REGEN_GOLDEN") && atoi(getenv("KV_REGEN_GOLDEN"))) {
 		FILE *fp = fopen(gpath, "wb");
 
@@ -831,7 +634,7 @@ static void test_golden(void **state)
 		fclose(fp);
 		fprintf(stderr, "golden: rewrote %s (%zu bytes)\n", gpath, n);
 	}
-	gold = slurp(gpath, &gn);
+	gold = tt_slurp(gpath, &gn);
 	if (!gold)
 		fail_msg("cannot read %s (set KV_GOLDEN_DIR)", gpath);
 	for (size_t i = 0; i < n && i < gn; i++)
@@ -849,11 +652,11 @@ static void test_golden(void **state)
 	assert_memory_equal(gold + 16, "red", 3);
 
 	/* The checked-in file reads back. */
-	assert_int_equal(kv_table_open(f->env, &f->opt, gpath, 7, gn, NULL, &t), 0);
-	assert_int_equal(kv_table_get(t, "banana", 6, UINT64_MAX, on_hit, &h), 1);
+	assert_int_equal(kv_table_open(f->env, &f->opt, gpath, 7, gn, NULL, NULL, &t), 0);
+	assert_int_equal(kv_table_get(t, "banana", 6, UINT64_MAX, tt_on_hit, &h), 1);
 	assert_int_equal(h.lsn, 0x0120);
 	assert_memory_equal(h.val, "yellow", 6);
-	assert_int_equal(kv_table_get(t, "apple", 5, 0x0102, on_hit, &h), 1);
+	assert_int_equal(kv_table_get(t, "apple", 5, 0x0102, tt_on_hit, &h), 1);
 	assert_int_equal(h.kind, KV_IK_DEL);
 	assert_int_equal(kv_rdset_cover(kv_table_rangedels(t), "banana", 6, UINT64_MAX), 0x0125);
 	assert_int_equal(kv_table_props(t)->entries, 5);
@@ -864,278 +667,440 @@ static void test_golden(void **state)
 	free(gold);
 }
 
-/* ---- corruption -------------------------------------------------------------------------- */
+/* ---- the table file cache ---------------------------------------------------------------- */
 
-struct reports {
-	int n;
-	uint64_t lo, hi; /* every offset must lie in [lo, hi) */
-	int outside;
-};
-
-static void on_report(void *arg, const char *file, uint64_t off, const char *problem)
+/* Entries of /proc/self/fd, the directory's own fd included (so counts
+ * compare with each other, not with the truth); -1 without /proc. */
+static int count_fds(void)
 {
-	struct reports *r = arg;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
 
-	r->n++;
-	if (off < r->lo || off >= r->hi) {
-		r->outside++;
-		fprintf(stderr, "report outside [%llu, %llu): %s: offset %llu: %s\n",
-			(unsigned long long)r->lo, (unsigned long long)r->hi, file,
-			(unsigned long long)off, problem);
-	}
-}
-
-static void put_file(const char *path, const uint8_t *p, size_t n)
-{
-	FILE *fp = fopen(path, "wb");
-
-	assert_non_null(fp);
-	assert_int_equal(fwrite(p, 1, n, fp), n);
-	fclose(fp);
-}
-
-/* Open, then read everything: 0 if the damage went unseen, else the error. */
-static int read_all(struct fx *f, const struct model *m, uint64_t size)
-{
-	struct kv_iiter *it;
-	struct kv_table *t;
-	struct hit h = { 0 };
-	char k[16];
-	int err = kv_table_open(f->env, &f->opt, f->path, 5, size, NULL, &t), r;
-
-	if (err)
-		return err;
-	assert_int_equal(kv_table_iter(t, &it), 0);
-	for (it->ops->seek_first(it); it->valid; it->ops->next(it))
-		;
-	err = it->err;
-	it->ops->destroy(it);
-	for (size_t i = 0; i < m->n; i++) {
-		memcpy(k, m->e[i].ik, m->e[i].iklen - 8);
-		k[m->e[i].iklen - 8] = 0;
-		r = kv_table_get(t, k, m->e[i].iklen - 8, UINT64_MAX, on_hit, &h);
-		if (r < 0 && !err)
-			err = r;
-	}
-	free(h.val);
-	kv_table_close(t);
-	return err;
-}
-
-/* The data blocks [off, off + size + 16), from the index (white box). */
-static size_t data_blocks(const uint8_t *file, const struct handles *hd, uint64_t *lo, uint64_t *hi)
-{
-	struct kv_tbl_err e;
-	struct kv_bcur c;
-	struct kv_blk b;
-	size_t n = 0;
-
-	assert_int_equal(kv_blk_init(&b, file + hd->off[3], hd->size[3], hd->off[3], 8, &e), 0);
-	for (int r = kv_bcur_first(&c, &b, &e); r == 1; r = kv_bcur_next(&c, &e), n++) {
-		const uint8_t *v = c.val;
-		uint64_t sz = 0;
-
-		assert_int_equal(kv_varint_get(&v, c.val + c.vlen, &lo[n]), 0);
-		assert_int_equal(kv_varint_get(&v, c.val + c.vlen, &sz), 0);
-		hi[n] = lo[n] + sz + 16;
-	}
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
 	return n;
 }
 
-/* Flip byte @pos; expect an error from open/read and a report in [lo, hi). */
-static void flip_one(struct fx *f, const struct model *m, const uint8_t *orig, size_t n,
-		     uint64_t pos, uint64_t lo, uint64_t hi)
+/* How many fds of the process link to a target that @match(target, @arg)
+ * accepts. */
+static int fds_where(int (*match)(const char *target, const char *arg), const char *arg)
 {
-	uint8_t *p = malloc(n);
-	struct reports r = { .lo = lo, .hi = hi };
-	int err;
+	DIR *d = opendir("/proc/self/fd");
+	char link[1024], target[1024];
+	struct dirent *de;
+	int n = 0;
 
-	memcpy(p, orig, n);
-	p[pos] ^= 0x20;
-	put_file(f->path, p, n);
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		ssize_t r;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		r = readlink(link, target, sizeof(target) - 1);
+		if (r < 0)
+			continue;
+		target[r] = 0;
+		n += match(target, arg);
+	}
+	closedir(d);
+	return n;
+}
+
+/* @target is @path, or was (" (deleted)" after an unlink). */
+static int is_path(const char *target, const char *path)
+{
+	size_t len = strlen(path);
+
+	return !strncmp(target, path, len) && (!target[len] || target[len] == ' ');
+}
+
+/* @target is a table of directory @dir. */
+static int in_dir_table(const char *target, const char *dir)
+{
+	size_t len = strlen(dir);
+
+	return !strncmp(target, dir, len) && !strncmp(target + len, "/tbl-", 5);
+}
+
+/* Whether an fd of the process is open on @path (a canonical path). */
+static int fd_open_on(const char *path)
+{
+	return fds_where(is_path, path) > 0;
+}
+
+/* Table @no in f->dir: its canonical path in @out (for fd_open_on). */
+static void table_at(struct tt_fx *f, uint64_t no, char *out, size_t n)
+{
+	char *dir = realpath(f->dir, NULL);
+
+	assert_non_null(dir);
+	snprintf(out, n, "%s/" KV_TABLE_NAME_FMT, dir, (unsigned long long)no);
+	free(dir);
+}
+
+static struct kv_table *fc_open(struct tt_fx *f, const char *path, uint64_t no,
+				struct kv_tcache *fc)
+{
+	struct kv_table *t = NULL;
+
+	assert_int_equal(kv_table_open(f->env, &f->opt, path, no, 0, NULL, fc, &t), 0);
+	return t;
+}
+
+#define FC_TABLES 10
+#define FC_CAP 2
+#define FC_THREADS 4
+
+struct fc_shared {
+	struct kv_table *t[FC_TABLES]; /* the same model under ten file numbers */
+	const struct tt_model *m;
+	int gets;		  /* per thread */
+	pthread_mutex_t count_mu; /* one counter at a time: its opendir is counted */
+	int max_fds;		  /* [count_mu] the most /proc/self/fd entries seen */
+	_Atomic int bad;	  /* wrong answers, errors */
+};
+
+struct fc_reader {
+	struct fc_shared *s;
+	uint64_t seed;
+};
+
+static int value_ok(const struct tt_ent *e, const uint8_t *val, size_t vlen)
+{
+	uint8_t *x;
+	int ok;
+
+	if (vlen != e->vlen)
+		return 0;
+	x = malloc(vlen + 1);
+	tt_fill_value(x, vlen, e->vseed);
+	ok = !memcmp(x, val, vlen);
+	free(x);
+	return ok;
+}
+
+/* The entry @e of table @t, through get: 1 if right. */
+static int fc_get_ok(struct kv_table *t, const struct tt_ent *e)
+{
+	uint64_t lsn = kv_ikey_lsn(e->ik, e->iklen);
+	struct tt_hit h = { 0 };
+	int ok = kv_table_get(t, e->ik, e->iklen - 8, lsn + 1, tt_on_hit, &h) == 1 &&
+		 h.lsn == lsn && h.kind == kv_ikey_kind(e->ik, e->iklen) &&
+		 value_ok(e, h.val, h.vlen);
+
+	free(h.val);
+	return ok;
+}
+
+/* The same through an iterator seek, then the entry after it. */
+static int fc_seek_ok(struct kv_table *t, const struct tt_model *m, size_t i)
+{
+	struct kv_iiter *it;
+	int ok = 1;
+
+	if (kv_table_iter(t, &it))
+		return 0;
+	it->ops->seek(it, m->e[i].ik, m->e[i].iklen);
+	for (size_t j = i; j < i + 2 && j < m->n && ok; j++, it->ops->next(it))
+		ok = it->valid && it->klen == m->e[j].iklen &&
+		     !memcmp(it->key, m->e[j].ik, it->klen) &&
+		     value_ok(&m->e[j], it->val, it->vlen);
+	ok = ok && !it->err;
+	it->ops->destroy(it);
+	return ok;
+}
+
+static void *fc_reader_main(void *arg)
+{
+	struct fc_reader *r = arg;
+	struct fc_shared *s = r->s;
+
+	for (int i = 0; i < s->gets; i++) {
+		struct kv_table *t = s->t[kvt_rand(&r->seed) % FC_TABLES];
+		size_t e = kvt_rand(&r->seed) % s->m->n;
+		int n;
+
+		if (!(i % 8 ? fc_get_ok(t, &s->m->e[e]) : fc_seek_ok(t, s->m, e)))
+			atomic_fetch_add(&s->bad, 1);
+		if (i % 4 == 0) {
+			pthread_mutex_lock(&s->count_mu);
+			n = count_fds();
+			if (n > s->max_fds)
+				s->max_fds = n;
+			pthread_mutex_unlock(&s->count_mu);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Ten tables, a file cache of two and four threads reading at random, with
+ * no block cache (every read goes to a file): the process never holds more
+ * than baseline + 2 + 4 fds (without the cache it would hold ten more), every
+ * answer is right, and closing the tables closes every fd.
+ */
+static void test_file_cache_bound(void **state)
+{
+	struct tt_fx *f = *state;
+	uint64_t rs = kvt_seed("test_table.file_cache");
+	struct fc_shared s = { .gets = 1500 };
+	struct fc_reader r[FC_THREADS];
+	pthread_t th[FC_THREADS];
+	struct kv_tcache_stats st;
+	struct kv_table_props pr;
+	char path[FC_TABLES][1100];
+	struct tt_model m = { 0 };
+	struct kv_tcache *fc;
+	int base;
+
+	if (count_fds() < 0)
+		skip();
+	tt_model_random(&m, 300, &rs);
+	s.m = &m;
+	for (int i = 0; i < FC_TABLES; i++) {
+		table_at(f, 100 + (uint64_t)i, path[i], sizeof(path[i]));
+		tt_build_at(f, path[i], 100 + (uint64_t)i, &m, NULL, &pr);
+		kv_table_props_free(&pr);
+	}
+	base = count_fds();
+	assert_int_equal(kv_tcache_create(FC_CAP, &fc), 0);
+	for (int i = 0; i < FC_TABLES; i++)
+		s.t[i] = fc_open(f, path[i], 100 + (uint64_t)i, fc);
+	assert_true(count_fds() <= base + FC_CAP);
+	s.max_fds = count_fds();
+	pthread_mutex_init(&s.count_mu, NULL);
+	for (int i = 0; i < FC_THREADS; i++) {
+		r[i] = (struct fc_reader){ &s, kvt_rand(&rs) | 1 };
+		assert_int_equal(pthread_create(&th[i], NULL, fc_reader_main, &r[i]), 0);
+	}
+	for (int i = 0; i < FC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&s.count_mu);
+	kv_tcache_stats(fc, &st);
+	fprintf(stderr,
+		"file cache: at most %d fds over the baseline (bound %d); %llu opens, %llu "
+		"evictions\n",
+		s.max_fds - base, FC_CAP + FC_THREADS, (unsigned long long)st.opens,
+		(unsigned long long)st.evictions);
+	assert_int_equal(atomic_load(&s.bad), 0);
+	assert_true(s.max_fds <= base + FC_CAP + FC_THREADS);
+	assert_true(st.opens > FC_TABLES); /* files were closed and reopened */
+	assert_true(st.evictions > 0);
+	assert_true(st.open <= FC_CAP);
+	for (int i = 0; i < FC_TABLES; i++)
+		kv_table_close(s.t[i]);
+	kv_tcache_stats(fc, &st);
+	assert_int_equal(st.open, 0);
+	assert_int_equal(count_fds(), base);
+	kv_tcache_destroy(fc);
+	tt_model_free(&m);
+}
+
+/* Read @b and @c (the others of a file cache of two) until the cache has
+ * closed @path, the file of a third table. */
+static void fc_push_out(const char *path, struct kv_table *b, struct kv_table *c,
+			const struct tt_model *m)
+{
+	for (int i = 0; i < 8 && fd_open_on(path); i++) {
+		assert_true(fc_get_ok(b, &m->e[0]));
+		assert_true(fc_get_ok(c, &m->e[0]));
+	}
+	assert_false(fd_open_on(path));
+}
+
+/*
+ * A table whose fd the file cache closed reads on (reopened); a reopen that
+ * fails (the file renamed away, then no fd left: -EMFILE) is an error from
+ * get and the iterator, logged with the path, and the table reads again once
+ * the cause is gone; a missing table fails to open and leaves no slot; and
+ * kv_table_close closes the table's cached fd, so the file can go.
+ */
+static void test_file_cache_reopen(void **state)
+{
+	struct tt_fx *f = *state;
+	uint64_t rs = kvt_seed("test_table.file_cache_reopen");
+	char pa[1100], pb[1100], pc[1100], away[1200];
+	struct kv_table *a, *b, *c, *x = NULL;
+	struct kv_tcache_stats st;
+	struct kv_table_props pr;
+	struct tt_model m = { 0 };
+	struct kv_tcache *fc;
+	struct kv_iiter *it;
+	struct tt_hit h = { 0 };
+	struct rlimit lim, low;
+	int base, spare, err;
+	uint64_t opens;
+
+	if (count_fds() < 0)
+		skip();
+	tt_model_random(&m, 200, &rs);
+	table_at(f, 20, pa, sizeof(pa));
+	table_at(f, 21, pb, sizeof(pb));
+	table_at(f, 22, pc, sizeof(pc));
+	tt_build_at(f, pa, 20, &m, NULL, &pr);
+	kv_table_props_free(&pr);
+	tt_build_at(f, pb, 21, &m, NULL, &pr);
+	kv_table_props_free(&pr);
+	tt_build_at(f, pc, 22, &m, NULL, &pr);
+	kv_table_props_free(&pr);
+	base = count_fds();
+	assert_int_equal(kv_tcache_create(2, &fc), 0);
+	assert_int_equal(kv_table_open(f->env, &f->opt, f->path, 5, 0, NULL, fc, &x), -ENOENT);
+	a = fc_open(f, pa, 20, fc);
+	b = fc_open(f, pb, 21, fc);
+	c = fc_open(f, pc, 22, fc); /* closes one of the three files */
+	kv_tcache_stats(fc, &st);
+	assert_int_equal(st.open, 2);
+	assert_int_equal(st.evictions, 1);
+	assert_int_equal(fd_open_on(pa) + fd_open_on(pb) + fd_open_on(pc), 2);
+
+	/* evicted, then read: reopened, right answers */
+	fc_push_out(pa, b, c, &m);
+	kv_tcache_stats(fc, &st);
+	opens = st.opens;
+	check_scan(a, &m);
+	check_gets(a, &m, 7);
+	assert_true(fd_open_on(pa));
+	kv_tcache_stats(fc, &st);
+	assert_int_equal(st.opens, opens + 1);
+	assert_int_equal(st.open, 2);
+
+	/* evicted, and the file gone: -ENOENT naming the file */
+	fc_push_out(pa, b, c, &m);
+	snprintf(away, sizeof(away), "%s.away", pa);
+	assert_int_equal(rename(pa, away), 0);
 	f->log.len = 0;
 	f->log.text[0] = 0;
-	err = read_all(f, m, 0);
-	if (err != -EBADMSG && err != -EUCLEAN && err != -EPROTONOSUPPORT)
-		fail_msg("flip at %llu: error %d", (unsigned long long)pos, err);
-	assert_non_null(strstr(f->log.text, f->path));
-	assert_non_null(strstr(f->log.text, "offset"));
-	assert_true(kv_table_check(f->env, f->path, 5, on_report, &r) > 0);
-	assert_true(r.n > 0);
-	assert_int_equal(r.outside, 0);
-	free(p);
+	assert_int_equal(kv_table_get(a, m.e[0].ik, m.e[0].iklen - 8, UINT64_MAX, tt_on_hit, &h),
+			 -ENOENT);
+	assert_non_null(strstr(f->log.text, pa));
+	assert_non_null(strstr(f->log.text, "cannot reopen"));
+	assert_int_equal(kv_table_iter(a, &it), 0);
+	it->ops->seek_first(it);
+	assert_false(it->valid);
+	assert_int_equal(it->err, -ENOENT);
+	it->ops->destroy(it);
+	assert_int_equal(rename(away, pa), 0);
+	assert_true(fc_get_ok(a, &m.e[m.n - 1]));
+
+	/* evicted, and no fd to be had: -EMFILE (with c closed, the cache is
+	 * under capacity: the reopen closes nothing that would free an fd) */
+	fc_push_out(pa, b, c, &m);
+	kv_table_close(c);
+	assert_false(fd_open_on(pc));
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &lim), 0);
+	spare = open("/dev/null", O_RDONLY); /* the lowest free fd: as the limit, open fails */
+	assert_true(spare >= 0);
+	close(spare);
+	low = lim;
+	low.rlim_cur = (rlim_t)spare;
+	f->log.len = 0;
+	f->log.text[0] = 0;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	err = kv_table_get(a, m.e[0].ik, m.e[0].iklen - 8, UINT64_MAX, tt_on_hit, &h);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	assert_int_equal(err, -EMFILE);
+	assert_int_equal(h.n, 0);
+	assert_non_null(strstr(f->log.text, pa));
+	check_scan(a, &m);
+
+	/* closing a table closes its cached fd */
+	assert_true(fd_open_on(pa));
+	kv_table_close(a);
+	assert_false(fd_open_on(pa));
+	assert_int_equal(unlink(pa), 0);
+	kv_table_close(b);
+	kv_tcache_stats(fc, &st);
+	assert_int_equal(st.open, 0);
+	assert_int_equal(count_fds(), base);
+	kv_tcache_destroy(fc);
+	free(h.val);
+	tt_model_free(&m);
 }
 
-static void build_for_damage(struct fx *f, struct model *m, uint8_t **file, size_t *n,
-			     struct handles *hd)
+/* Fds of the process open on a table of @dir. */
+static int table_fds(const char *dir)
 {
-	uint64_t rs = 42;
-	struct kv_table_props pr;
+	char *real = realpath(dir, NULL);
+	int n;
 
-	model_random(m, 300, &rs);
-	add_tomb(m, "k0000010", "k0000020", 5000);
-	add_tomb(m, "k0000015", "k0000030", 6000);
-	build(f, m, NULL, &pr);
-	kv_table_props_free(&pr);
-	*file = slurp(f->path, n);
-	read_handles(*file, *n, hd);
+	assert_non_null(real);
+	n = fds_where(in_dir_table, real);
+	free(real);
+	return n;
 }
 
-static void test_flip_each_block(void **state)
+/*
+ * Through the db: max_open_tables below 16 is refused, and a store of 40
+ * tables opened with 16 (and a block cache too small to keep anything)
+ * reads every key back while holding at most 16 table fds, before and after
+ * a reopen.
+ */
+static void test_file_cache_db(void **state)
 {
-	struct fx *f = *state;
-	uint64_t lo[4096], hi[4096];
-	struct model m = { 0 };
-	struct handles hd;
-	uint8_t *file;
-	size_t n, nb;
+	struct tt_fx *f = *state;
+	const int rounds = 40, keys = 5;
+	struct kv_options o = f->opt;
+	struct kv_db *db = NULL;
+	char dir[600], k[32], v[64], got[64];
+	int tables = 0;
 
-	build_for_damage(f, &m, &file, &n, &hd);
-	nb = data_blocks(file, &hd, lo, hi);
-	assert_true(nb > 3);
-	for (size_t i = 0; i < nb; i += nb / 3) { /* data blocks: first, middle, last byte */
-		flip_one(f, &m, file, n, lo[i], lo[i], hi[i]);
-		flip_one(f, &m, file, n, (lo[i] + hi[i]) / 2, lo[i], hi[i]);
-		flip_one(f, &m, file, n, hi[i] - 1, lo[i], hi[i]);
+	if (count_fds() < 0)
+		skip();
+	snprintf(dir, sizeof(dir), "%s/db", f->dir);
+	o.max_open_tables = 15;
+	assert_int_equal(kv_open(dir, &o, &db), -EINVAL);
+	assert_non_null(strstr(f->log.text, "max_open_tables 15"));
+	o.max_open_tables = -1;
+	assert_int_equal(kv_open(dir, &o, &db), -EINVAL);
+
+	o.max_open_tables = 16;
+	o.manual_background = 1; /* every flush stays a level-0 table */
+	o.block_cache_size = 1;	 /* every read goes to a file */
+	o.durability = KV_DUR_BATCH;
+	assert_int_equal(kv_open(dir, &o, &db), 0);
+	for (int r = 0; r < rounds; r++) {
+		for (int i = 0; i < keys; i++) {
+			snprintf(k, sizeof(k), "r%02d-k%d", r, i);
+			snprintf(v, sizeof(v), "value of %s", k);
+			assert_int_equal(kv_put(db, NULL, k, strlen(k), v, strlen(v)), 0);
+		}
+		assert_int_equal(kv_flush(db), 0);
 	}
-	for (int b = 0; b < 4; b++) { /* filter, range-del, props, index */
-		uint64_t s = hd.off[b], e = hd.off[b] + hd.size[b] + 16;
+	for (int pass = 0; pass < 2; pass++) {
+		struct kv_stats st;
 
-		for (uint64_t pos = s; pos < e; pos += (e - s) / 7 + 1)
-			flip_one(f, &m, file, n, pos, s, e);
-		flip_one(f, &m, file, n, e - 1, s, e);
+		assert_int_equal(kv_stats(db, &st), 0);
+		tables = 0;
+		for (int l = 0; l < KV_MAX_LEVELS; l++)
+			tables += (int)st.level_tables[l];
+		assert_int_equal(tables, rounds);
+		for (int r = 0; r < rounds; r++)
+			for (int i = 0; i < keys; i++) {
+				snprintf(k, sizeof(k), "r%02d-k%d", r, i);
+				snprintf(v, sizeof(v), "value of %s", k);
+				assert_int_equal(kv_get(db, 0, k, strlen(k), got, sizeof(got)),
+						 strlen(v));
+				assert_memory_equal(got, v, strlen(v));
+			}
+		fprintf(stderr, "db: %d tables, %d table fds open (max_open_tables 16)\n", tables,
+			table_fds(dir));
+		assert_true(table_fds(dir) <= 16);
+		assert_true(table_fds(dir) > 0);
+		assert_int_equal(kv_close(db), 0);
+		db = NULL;
+		assert_int_equal(table_fds(dir), 0);
+		if (!pass)
+			assert_int_equal(kv_open(dir, &o, &db), 0);
 	}
-	for (uint64_t pos = hd.footer; pos < n; pos++) /* every footer byte */
-		flip_one(f, &m, file, n, pos, hd.footer, n);
-	free(file);
-	model_free(&m);
-}
-
-static void test_truncate(void **state)
-{
-	struct fx *f = *state;
-	struct model m = { 0 };
-	struct handles hd;
-	uint8_t *file;
-	size_t n;
-
-	build_for_damage(f, &m, &file, &n, &hd);
-	const size_t lens[] = { n - 1, n - 88, n / 2, 87, 10, 0 };
-	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
-		struct reports r = { .lo = 0, .hi = UINT64_MAX };
-
-		put_file(f->path, file, lens[i]);
-		assert_int_equal(read_all(f, &m, 0), -EUCLEAN);
-		assert_int_equal(read_all(f, &m, n), -EUCLEAN); /* told the size */
-		assert_true(kv_table_check(f->env, f->path, 5, on_report, &r) > 0);
-	}
-	free(file);
-	model_free(&m);
-}
-
-/* Re-seal a block (or the footer) after damage, so the decoders see it. */
-static void reseal(uint8_t *p, uint64_t off, uint64_t size)
-{
-	kv_tbl_seal(p + off, size, p[off + size]);
-}
-
-static void reseal_footer(uint8_t *p, size_t n)
-{
-	kv_put_le64(p + n - 88, XXH3_64bits_withSeed(p + n - 80, 80, 0));
-}
-
-static void test_version_and_identity(void **state)
-{
-	struct fx *f = *state;
-	struct reports r = { .lo = 0, .hi = UINT64_MAX };
-	struct model m = { 0 };
-	struct kv_table *t;
-	struct handles hd;
-	uint8_t *file;
-	size_t n;
-
-	build_for_damage(f, &m, &file, &n, &hd);
-	kv_put_le32(file + n - 12, KV_FORMAT_VERSION + 1);
-	reseal_footer(file, n);
-	put_file(f->path, file, n);
-	assert_int_equal(read_all(f, &m, 0), -EPROTONOSUPPORT);
-	assert_int_equal(kv_table_check(f->env, f->path, 5, on_report, &r), 1);
-	kv_put_le32(file + n - 12, KV_FORMAT_VERSION);
-	reseal_footer(file, n);
-	put_file(f->path, file, n);
-	assert_int_equal(kv_table_open(f->env, &f->opt, f->path, 6, 0, NULL, &t), -EUCLEAN);
-	r = (struct reports){ .lo = hd.off[2], .hi = hd.off[2] + hd.size[2] };
-	assert_int_equal(kv_table_check(f->env, f->path, 6, on_report, &r), 1);
-	assert_int_equal(r.outside, 0);
-	free(file);
-	model_free(&m);
-}
-
-/* Keys out of order behind a valid checksum: only the checker can tell. */
-static void test_order_damage(void **state)
-{
-	struct fx *f = *state;
-	uint64_t lo[4096], hi[4096];
-	struct model m = { 0 };
-	struct reports r;
-	struct handles hd;
-	uint8_t *file;
-	size_t n;
-
-	build_for_damage(f, &m, &file, &n, &hd);
-	assert_true(data_blocks(file, &hd, lo, hi) > 2);
-	assert_int_equal(file[lo[1]], 0); /* shared 0 at the first restart */
-	file[lo[1] + 3] = 'a';		  /* "k..." -> "a...": below block 0's keys */
-	reseal(file, lo[1], hi[1] - lo[1] - 16);
-	put_file(f->path, file, n);
-	r = (struct reports){ .lo = lo[1], .hi = hi[1] };
-	assert_true(kv_table_check(f->env, f->path, 5, on_report, &r) > 0);
-	assert_true(r.n > r.outside);
-	(void)read_all(f, &m, 0);
-	free(file);
-	model_free(&m);
-}
-
-/* Random damage behind valid checksums: errors or wrong answers are fine,
- * crashes and out-of-bounds reads (ASan) are not. */
-static void test_damage_behind_checksums(void **state)
-{
-	struct fx *f = *state;
-	uint64_t rs = kvt_seed("test_table.damage"), lo[4096], hi[4096];
-	int rounds = 400 * kvt_scale();
-	struct model m = { 0 };
-	struct handles hd;
-	uint8_t *file, *p;
-	size_t n, nb;
-
-	build_for_damage(f, &m, &file, &n, &hd);
-	nb = data_blocks(file, &hd, lo, hi);
-	p = malloc(n);
-	for (int i = 0; i < rounds; i++) {
-		size_t w = kvt_rand(&rs) % (nb + 5), hits = 1 + kvt_rand(&rs) % 3;
-		uint64_t off = w < nb ? lo[w] : w < nb + 4 ? hd.off[w - nb] : hd.footer;
-		uint64_t size = w < nb ? hi[w] - lo[w] - 16 : w < nb + 4 ? hd.size[w - nb] : 80;
-
-		memcpy(p, file, n);
-		for (size_t j = 0; j < hits; j++)
-			p[off + (w == nb + 4 ? 8 : 0) + kvt_rand(&rs) % size] =
-				(uint8_t)kvt_rand(&rs);
-		if (w == nb + 4)
-			reseal_footer(p, n);
-		else
-			reseal(p, off, size);
-		put_file(f->path, p, n);
-		(void)read_all(f, &m, 0);
-		(void)kv_table_check(f->env, f->path, 5, NULL, NULL);
-	}
-	free(p);
-	free(file);
-	model_free(&m);
 }
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tt_setup, tt_teardown)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_name),
 		T(test_golden),
@@ -1148,11 +1113,9 @@ int main(void)
 		T(test_builder_errors),
 		T(test_write_faults),
 		T(test_concurrent_readers),
-		T(test_flip_each_block),
-		T(test_truncate),
-		T(test_version_and_identity),
-		T(test_order_damage),
-		T(test_damage_behind_checksums),
+		T(test_file_cache_bound),
+		T(test_file_cache_reopen),
+		T(test_file_cache_db),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

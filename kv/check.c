@@ -187,32 +187,6 @@ static void check_tables(struct check *c)
 	}
 }
 
-struct segs {
-	struct check *c;
-	uint64_t *ids;
-	size_t n, cap;
-};
-
-static int collect_seg(void *arg, const char *name)
-{
-	struct segs *s = arg;
-	uint64_t id;
-
-	if (kv_wal_parse_name(name, &id) || id < s->c->log_min_seg)
-		return 0;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 16;
-		uint64_t *p = realloc(s->ids, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		s->ids = p;
-		s->cap = cap;
-	}
-	s->ids[s->n++] = id;
-	return 0;
-}
-
 static int no_rec(void *arg, uint64_t off, const struct kv_rec_header *h, const uint8_t *rec)
 {
 	(void)arg;
@@ -261,12 +235,15 @@ static void check_segment(struct check *c, uint64_t id)
 
 static void check_segments(struct check *c)
 {
-	struct segs s = { .c = c };
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int err = kv_store_list_segments(c->env, c->dir, c->log_min_seg, &ids, &n);
 
-	if (c->env->ops->list_dir(c->env, c->dir, collect_seg, &s) == 0)
-		for (size_t i = 0; i < s.n; i++)
-			check_segment(c, s.ids[i]);
-	free(s.ids);
+	if (err)
+		problem(c, c->dir, 0, "cannot list the WAL segments: %s", strerror(-err));
+	for (size_t i = 0; i < n; i++)
+		check_segment(c, ids[i]);
+	free(ids);
 }
 
 int kv_check(const char *dir, struct kv_env *env, kv_check_fn report, void *arg)

@@ -211,6 +211,10 @@ unsigned kv_key_stripe(const void *key, size_t klen);
 /* ---- store.c: store directory, identity, segments ---- */
 #define KV_IDENT_NAME "KVSTORE"
 #define KV_LOCK_NAME "LOCK"
+/* The ids of the WAL segments in @dir with id >= @min, ascending, in a
+ * malloc'd array (for kv_check and kvdump). 0 or -errno. */
+int kv_store_list_segments(struct kv_env *env, const char *dir, uint64_t min, uint64_t **ids,
+			   size_t *n);
 /* Verify the identity file's bytes; logs what is wrong. 0 or -errno. */
 int kv_ident_check(const struct kv_options *opt, const char *path, const uint8_t *b, size_t len);
 int kv_store_open_dir(struct kv_db *db);

@@ -440,3 +440,52 @@ void kv_store_tidy(struct kv_db *db)
 	if (removed)
 		db->env->ops->sync_dir(db->env, db->dir);
 }
+
+struct seg_ids {
+	uint64_t min, *ids;
+	size_t n, cap;
+};
+
+static int collect_seg_id(void *arg, const char *name)
+{
+	struct seg_ids *s = arg;
+	uint64_t id;
+
+	if (kv_wal_parse_name(name, &id) || id < s->min)
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 16;
+		uint64_t *p = realloc(s->ids, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		s->ids = p;
+		s->cap = cap;
+	}
+	s->ids[s->n++] = id;
+	return 0;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int kv_store_list_segments(struct kv_env *env, const char *dir, uint64_t min, uint64_t **ids,
+			   size_t *n)
+{
+	struct seg_ids s = { .min = min };
+	int err = env->ops->list_dir(env, dir, collect_seg_id, &s);
+
+	if (err) {
+		free(s.ids);
+		return err;
+	}
+	if (s.n)
+		qsort(s.ids, s.n, sizeof(*s.ids), u64_cmp);
+	*ids = s.ids;
+	*n = s.n;
+	return 0;
+}

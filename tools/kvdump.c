@@ -486,38 +486,6 @@ static char *table_path(const char *dir, uint64_t file_no)
 
 /* ---- levels --------------------------------------------------------------- */
 
-struct segs {
-	uint64_t min, *ids;
-	size_t n, cap;
-};
-
-static int collect_seg(void *arg, const char *name)
-{
-	struct segs *s = arg;
-	uint64_t id;
-
-	if (kv_wal_parse_name(name, &id) || id < s->min)
-		return 0;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 16;
-		uint64_t *p = realloc(s->ids, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		s->ids = p;
-		s->cap = cap;
-	}
-	s->ids[s->n++] = id;
-	return 0;
-}
-
-static int u64_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* One line for segment @id: its size and what its header says. */
 static int print_segment(const char *dir, uint64_t id)
 {
@@ -554,7 +522,8 @@ static int print_segment(const char *dir, uint64_t id)
 static int cmd_levels(const struct args *a)
 {
 	struct shape s;
-	struct segs sg = { 0 };
+	uint64_t *ids = NULL;
+	size_t nseg = 0;
 	int ret, bad = 0;
 
 	ret = shape_read(a->path, &s);
@@ -590,20 +559,18 @@ static int cmd_levels(const struct args *a)
 	}
 	if (!s.n)
 		printf("no tables\n");
-	sg.min = s.log_min_seg;
-	ret = kv_env_default()->ops->list_dir(kv_env_default(), a->path, collect_seg, &sg);
+	ret = kv_store_list_segments(kv_env_default(), a->path, s.log_min_seg, &ids, &nseg);
 	if (ret) {
 		ret = fail("%s: cannot list: %s", a->path, strerror(-ret));
 		goto out;
 	}
-	qsort(sg.ids, sg.n, sizeof(*sg.ids), u64_cmp);
 	printf("log_min: segment %" PRIu64 ", lsn %" PRIu64 "\n", s.log_min_seg, s.log_min_lsn);
-	printf("wal segments not yet flushed: %zu\n", sg.n);
-	for (size_t i = 0; i < sg.n; i++)
-		bad |= print_segment(a->path, sg.ids[i]);
+	printf("wal segments not yet flushed: %zu\n", nseg);
+	for (size_t i = 0; i < nseg; i++)
+		bad |= print_segment(a->path, ids[i]);
 	ret = bad;
 out:
-	free(sg.ids);
+	free(ids);
 	shape_free(&s);
 	return ret;
 }

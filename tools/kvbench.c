@@ -246,12 +246,10 @@ enum role { ROLE_PUT_RANDOM, ROLE_PUT_HOT, ROLE_GET_HOT };
 struct run {
 	struct kv_db *db;
 	const struct bench_cfg *cfg;
-	pthread_barrier_t start;
-	atomic_bool stop;
+	struct phase ph;
 };
 
 struct worker {
-	pthread_t tid;
 	struct run *run;
 	enum role role;
 	unsigned id;
@@ -271,7 +269,7 @@ static void put_loop(struct worker *w, bool hot)
 	for (size_t i = 0; i < c->value_size; i++)
 		val[i] = (uint8_t)rng_next(&seed);
 	memcpy(key, HOT_KEY, klen);
-	while (!atomic_load_explicit(&w->run->stop, memory_order_relaxed)) {
+	while (!atomic_load_explicit(&w->run->ph.stop, memory_order_relaxed)) {
 		uint64_t r = rng_next(&seed), t;
 		int err;
 
@@ -296,7 +294,7 @@ static void get_loop(struct worker *w)
 	const struct bench_cfg *c = w->run->cfg;
 	uint8_t *buf = xcalloc(1, c->value_size + 1);
 
-	while (!atomic_load_explicit(&w->run->stop, memory_order_relaxed)) {
+	while (!atomic_load_explicit(&w->run->ph.stop, memory_order_relaxed)) {
 		uint64_t t = now_ns();
 		ssize_t n = kv_get(w->run->db, 0, HOT_KEY, strlen(HOT_KEY), buf, c->value_size);
 
@@ -314,7 +312,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
-	pthread_barrier_wait(&w->run->start);
+	pthread_barrier_wait(&w->run->ph.start);
 	if (w->role == ROLE_GET_HOT)
 		get_loop(w);
 	else
@@ -322,34 +320,40 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/*
- * Start @n workers, release them together, let them run @seconds, stop them
- * and join. Returns the start time; *end is when the last one returned.
- */
-static uint64_t run_workers(struct run *r, struct worker *w, unsigned n, double seconds,
-			    uint64_t *end)
+uint64_t phase_run(struct phase *p, void *workers, size_t size, unsigned n, void *(*fn)(void *),
+		   double seconds, uint64_t *end)
 {
+	pthread_t *tid = xcalloc(n, sizeof(*tid));
 	uint64_t t0;
 	int err;
 
-	atomic_store(&r->stop, false);
-	if (pthread_barrier_init(&r->start, NULL, n + 1))
+	atomic_store(&p->stop, false);
+	if (pthread_barrier_init(&p->start, NULL, n + 1))
 		die("pthread_barrier_init failed");
 	for (unsigned i = 0; i < n; i++) {
-		w[i].run = r;
-		err = pthread_create(&w[i].tid, NULL, worker_main, &w[i]);
+		err = pthread_create(&tid[i], NULL, fn, (char *)workers + i * size);
 		if (err)
 			die("pthread_create: %s", strerror(err));
 	}
-	pthread_barrier_wait(&r->start);
+	pthread_barrier_wait(&p->start);
 	t0 = now_ns();
 	sleep_until_ns(t0 + (uint64_t)(seconds * 1e9));
-	atomic_store(&r->stop, true);
+	atomic_store(&p->stop, true);
 	for (unsigned i = 0; i < n; i++)
-		pthread_join(w[i].tid, NULL);
+		pthread_join(tid[i], NULL);
 	*end = now_ns();
-	pthread_barrier_destroy(&r->start);
+	pthread_barrier_destroy(&p->start);
+	free(tid);
 	return t0;
+}
+
+/* Run @n workers of @r for @seconds (see phase_run). */
+static uint64_t run_workers(struct run *r, struct worker *w, unsigned n, double seconds,
+			    uint64_t *end)
+{
+	for (unsigned i = 0; i < n; i++)
+		w[i].run = r;
+	return phase_run(&r->ph, w, sizeof(*w), n, worker_main, seconds, end);
 }
 
 /* ---- commit: group commit against fsync per op ---------------------------------- */

@@ -8,6 +8,8 @@
 #ifndef KVBENCH_H
 #define KVBENCH_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +18,19 @@
 #include "kv.h"
 
 #define MAX_LIST 16 /* thread counts or modes in one list */
+
+/*
+ * A timed phase of worker threads: they wait at @start, run until @stop.
+ * phase_run starts @n threads running @fn on the workers laid out every
+ * @size bytes from @workers, releases them together, lets them run @seconds, stops and joins them.
+ * Returns the start time; *end is when the last one returned.
+ */
+struct phase {
+	pthread_barrier_t start;
+	atomic_bool stop;
+};
+uint64_t phase_run(struct phase *p, void *workers, size_t size, unsigned n, void *(*fn)(void *),
+		   double seconds, uint64_t *end);
 
 /* kvbench.c: "kvbench: MESSAGE" on stderr, exit status 1. */
 __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);

@@ -153,8 +153,7 @@ struct persist_run {
 	const char *path;	     /* the store, named in messages [immutable] */
 	const char *phase;	     /* the phase running [set before threads start] */
 	unsigned salt;		     /* makes each phase's random keys differ [ditto] */
-	pthread_barrier_t start;
-	atomic_bool stop;
+	struct phase ph;
 };
 
 /* A wrong answer is an engine bug: say which, and stop with the store left in place. */
@@ -281,7 +280,6 @@ static void fill(struct persist_run *r, struct persist_result *res)
 /* ---- 2. and 4.: timed readers, and the writer ------------------------------------------ */
 
 struct persist_worker {
-	pthread_t tid;
 	struct persist_run *run;
 	unsigned id;
 	bool writer;
@@ -298,7 +296,7 @@ static void reader_loop(struct persist_worker *w)
 	uint8_t key[PERSIST_KEY_SIZE], *buf = xcalloc(2, vs), *scratch = buf + vs;
 	uint64_t seed = mix64((uint64_t)r->salt << 32 | w->id) | 1;
 
-	while (!atomic_load_explicit(&w->run->stop, memory_order_relaxed)) {
+	while (!atomic_load_explicit(&w->run->ph.stop, memory_order_relaxed)) {
 		uint64_t idx = rng_next(&seed) % r->cfg->keys, t;
 		ssize_t n;
 
@@ -325,7 +323,7 @@ static void writer_loop(struct persist_worker *w)
 	uint8_t key[PERSIST_KEY_SIZE], *val = xcalloc(1, vs);
 	uint64_t seed = mix64((uint64_t)r->salt << 32 | 0xffffffffu) | 1, gen = 0;
 
-	while (!atomic_load_explicit(&w->run->stop, memory_order_relaxed)) {
+	while (!atomic_load_explicit(&w->run->ph.stop, memory_order_relaxed)) {
 		uint64_t idx = rng_next(&seed) % r->cfg->keys, t;
 		int err;
 
@@ -348,7 +346,7 @@ static void *worker_main(void *arg)
 {
 	struct persist_worker *w = arg;
 
-	pthread_barrier_wait(&w->run->start);
+	pthread_barrier_wait(&w->run->ph.start);
 	if (w->writer)
 		writer_loop(w);
 	else
@@ -359,26 +357,12 @@ static void *worker_main(void *arg)
 /* Run @n workers together for --seconds; returns the phase's wall time. */
 static double run_timed(struct persist_run *r, struct persist_worker *w, unsigned n)
 {
-	uint64_t t0;
-	int err;
+	uint64_t t0, t1;
 
-	atomic_store(&r->stop, false);
-	if (pthread_barrier_init(&r->start, NULL, n + 1))
-		die("pthread_barrier_init failed");
-	for (unsigned i = 0; i < n; i++) {
-		w[i].run = r;
-		err = pthread_create(&w[i].tid, NULL, worker_main, &w[i]);
-		if (err)
-			die("pthread_create: %s", strerror(err));
-	}
-	pthread_barrier_wait(&r->start);
-	t0 = now_ns();
-	sleep_until_ns(t0 + (uint64_t)(r->cfg->persist_seconds * 1e9));
-	atomic_store(&r->stop, true);
 	for (unsigned i = 0; i < n; i++)
-		pthread_join(w[i].tid, NULL);
-	pthread_barrier_destroy(&r->start);
-	return (double)(now_ns() - t0) / 1e9;
+		w[i].run = r;
+	t0 = phase_run(&r->ph, w, sizeof(*w), n, worker_main, r->cfg->persist_seconds, &t1);
+	return (double)(t1 - t0) / 1e9;
 }
 
 /* Sum the workers of one kind into @ph. */

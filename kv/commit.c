@@ -131,14 +131,6 @@ void kv_commit_fail(struct kv_db *db, int err)
 	kv_commit_kick(db);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Advance commit_mem past memtables that are complete; close their files. */
 static struct kv_mem *commit_target(struct kv_db *db)
 {
@@ -177,11 +169,11 @@ static int commit_step(struct kv_db *db)
 	 * release: never write an epoch that holds such a record. */
 	err = atomic_load_explicit(&db->failed, memory_order_acquire);
 	if (!err) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = kv_now_ns();
 
 		err = m->file->env->ops->write_durable(m->file, m->lb.base + d, end - d, d);
 		/* Moving average over ~8 commits, for gather(). */
-		db->commit_ns_avg += ((int64_t)(now_ns() - t0) - (int64_t)db->commit_ns_avg) / 8;
+		db->commit_ns_avg += ((int64_t)(kv_now_ns() - t0) - (int64_t)db->commit_ns_avg) / 8;
 		db->last_group = records;
 	}
 	if (err) {
@@ -218,9 +210,9 @@ static void gather(struct kv_db *db)
 		return;
 	if (budget > 200000)
 		budget = 200000;
-	t0 = now_ns();
+	t0 = kv_now_ns();
 	while (atomic_load_explicit(&db->expected, memory_order_relaxed) > 0 &&
-	       now_ns() - t0 < budget)
+	       kv_now_ns() - t0 < budget)
 		sched_yield();
 }
 

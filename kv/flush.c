@@ -36,14 +36,6 @@
 #include "db.h"
 #include "sync.h"
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, unsigned ms)
 {
 	struct timespec ts;
@@ -78,7 +70,7 @@ int kv_bg_admit(struct kv_db *db)
 
 	if (db->opt.manual_background || !over_bounds(db))
 		return 0;
-	t0 = now_ns();
+	t0 = kv_now_ns();
 	pthread_mutex_lock(&db->bg_mu);
 	while (over_bounds(db) && !db->bg_stop && !atomic_load(&db->failed)) {
 		err = db->bg_error;
@@ -88,7 +80,7 @@ int kv_bg_admit(struct kv_db *db)
 	}
 	pthread_mutex_unlock(&db->bg_mu);
 	atomic_fetch_add(&db->stalls, 1);
-	atomic_fetch_add(&db->stall_ns, now_ns() - t0);
+	atomic_fetch_add(&db->stall_ns, kv_now_ns() - t0);
 	if (!err && atomic_load(&db->failed))
 		err = -EIO;
 	return err;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sync.h - the few synchronization primitives the engine builds on:
- * futex wait/wake on a 32-bit atomic word, and a polite spin.
+ * futex wait/wake on a 32-bit atomic word, a polite spin, and the clock.
  */
 #ifndef KV_SYNC_H
 #define KV_SYNC_H
@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Sleep while *word == @val (returns at once if it differs, or spuriously). */
@@ -37,6 +38,15 @@ static inline void kv_backoff(unsigned *spins)
 		__builtin_ia32_pause();
 	else
 		sched_yield();
+}
+
+/* CLOCK_MONOTONIC in nanoseconds (commit timing, stall accounting). */
+static inline uint64_t kv_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 #endif /* KV_SYNC_H */

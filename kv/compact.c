@@ -392,17 +392,15 @@ static int merge_inputs(struct job *j, struct kv_iiter **out)
 {
 	struct kv_iiter **kids = calloc(j->nin ? j->nin : 1, sizeof(*kids));
 	size_t n = 0;
-	int err = kids ? 0 : -ENOMEM;
+	int err = 0;
 
-	for (; !err && n < j->nin; n++)
-		err = kv_table_iter_bulk(j->in[n]->t, &kids[n]);
-	if (err) {
-		for (size_t i = 0; i + 1 < n; i++)
-			kids[i]->ops->destroy(kids[i]);
-		free(kids);
-		return err;
+	if (!kids)
+		return -ENOMEM;
+	for (size_t i = 0; i < j->nin && !err; i++) {
+		err = kv_table_iter_bulk(j->in[i]->t, &kids[n]);
+		n += !err;
 	}
-	err = kv_merge_new(kids, n, out);
+	err = kv_merge_new(kids, n, err, out);
 	free(kids);
 	return err;
 }

@@ -313,8 +313,10 @@ ssize_t kv_read(struct kv_super *s, uint64_t snap, int latest, const void *key, 
 		void *buf, size_t cap);
 /* The merging internal iterator over all of @s's sources below @snap. */
 int kv_merge_iter(struct kv_super *s, struct kv_version *v, uint64_t snap, struct kv_iiter **out);
-/* A merging iterator over @n children (ownership passes). */
-int kv_merge_new(struct kv_iiter **kids, size_t n, struct kv_iiter **out);
+/* A merging iterator over @n children, whose ownership passes either way:
+ * if building them failed (@err) or memory runs out, they are destroyed and
+ * the error returned. */
+int kv_merge_new(struct kv_iiter **kids, size_t n, int err, struct kv_iiter **out);
 
 /* ---- recovery.c ---- */
 /* Replay every segment not yet flushed (id >= db->log_min_seg) into

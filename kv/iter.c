@@ -256,9 +256,9 @@ static const struct kv_iiter_ops merge_ops = {
 	.destroy = merge_destroy,
 };
 
-int kv_merge_new(struct kv_iiter **kids, size_t n, struct kv_iiter **out)
+int kv_merge_new(struct kv_iiter **kids, size_t n, int err, struct kv_iiter **out)
 {
-	struct merge *m = calloc(1, sizeof(*m));
+	struct merge *m = err ? NULL : calloc(1, sizeof(*m));
 
 	if (m) {
 		m->kid = calloc(n ? n : 1, sizeof(*m->kid));
@@ -272,7 +272,7 @@ int kv_merge_new(struct kv_iiter **kids, size_t n, struct kv_iiter **out)
 			free(m->heap);
 		}
 		free(m);
-		return -ENOMEM;
+		return err ? err : -ENOMEM;
 	}
 	memcpy(m->kid, kids, n * sizeof(*kids));
 	m->n = n;
@@ -305,13 +305,7 @@ int kv_merge_iter(struct kv_super *s, struct kv_version *v, uint64_t snap, struc
 			err = kv_table_iter(v->files[l][i]->t, &kids[n]);
 			n += !err;
 		}
-	if (err) {
-		for (size_t i = 0; i < n; i++)
-			kids[i]->ops->destroy(kids[i]);
-		free(kids);
-		return err;
-	}
-	err = kv_merge_new(kids, n, out);
+	err = kv_merge_new(kids, n, err, out);
 	free(kids);
 	return err;
 }

@@ -8,6 +8,29 @@
 
 #include "kv.h"
 
+/* Which sanitizer the build uses (GCC defines __SANITIZE_*, clang has
+ * __has_feature): 1 or 0. */
+#if defined(__SANITIZE_THREAD__)
+#define KVT_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KVT_UNDER_TSAN 1
+#endif
+#endif
+#ifndef KVT_UNDER_TSAN
+#define KVT_UNDER_TSAN 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define KVT_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KVT_UNDER_ASAN 1
+#endif
+#endif
+#ifndef KVT_UNDER_ASAN
+#define KVT_UNDER_ASAN 0
+#endif
+
 /* Make a fresh empty directory under $TMPDIR (or /tmp); returns a malloc'd
  * path. kvt_rmrf() removes it and everything in it. */
 char *kvt_mkdtemp(const char *tag);

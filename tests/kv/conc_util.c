@@ -16,21 +16,10 @@
 
 #include "conc_util.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
 /* Scale an iteration count: smaller under TSan, larger with KV_TEST_LONG. */
 int scaled(int n)
 {
-	if (UNDER_TSAN)
+	if (KVT_UNDER_TSAN)
 		n /= 2;
 	return n * kvt_scale();
 }

@@ -50,23 +50,7 @@
 #include "kv.h"
 #include "persist_util.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-
-#ifdef UNDER_ASAN
+#if KVT_UNDER_ASAN
 /* ASan reads its defaults from this weak hook; ASAN_OPTIONS still wins. */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
@@ -162,7 +146,7 @@ static void rss_bound(const struct kv_options *o, double data, struct bound *b)
 	b->cache = (double)o->block_cache_size;
 	b->tables = data / 64;
 	b->building = 2.0 * (double)o->table_target_size;
-#ifdef UNDER_ASAN
+#if KVT_UNDER_ASAN
 	b->scale = 1.5;
 	b->quarantine = ASAN_QUARANTINE;
 	b->slack = 32 * MiB;
@@ -327,7 +311,7 @@ static void test_bigdata(void **state)
 		print_message(
 			"[ INFO     ] peak RSS growth %.1f MiB, bound %.1f MiB, data %.1f MiB\n",
 			grown / MiB, b.total / MiB, (double)written / MiB);
-#ifdef UNDER_TSAN
+#if KVT_UNDER_TSAN
 		/* ThreadSanitizer's shadow (several bytes per byte) has no
 		 * useful bound here: report only. */
 		print_message("[ INFO     ] under ThreadSanitizer: the bound is not checked\n");

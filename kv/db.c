@@ -437,9 +437,8 @@ static void count_live(void *arg, struct kv_mnode *n)
 		a->bytes += kv_op_size(op.klen, op.vlen);
 }
 
-static void stats_shape(struct kv_db *db, struct kv_stats *st)
+static void stats_shape(struct kv_db *db, struct kv_super *s, struct kv_stats *st)
 {
-	struct kv_super *s = kv_super_get(db);
 	uint64_t total = 0, deepest = 0, wal;
 	struct kv_cache_stats cs = { 0 };
 
@@ -451,7 +450,6 @@ static void stats_shape(struct kv_db *db, struct kv_stats *st)
 		if (st->level_bytes[l])
 			deepest = st->level_bytes[l];
 	}
-	kv_super_unref(s);
 	st->flushes = atomic_load(&db->flushes);
 	st->flush_bytes = atomic_load(&db->flush_bytes);
 	st->compactions = atomic_load(&db->compactions);
@@ -499,11 +497,11 @@ int kv_stats(struct kv_db *db, struct kv_stats *st)
 		st->memtables++;
 		st->wal_segments++;
 	}
-	kv_super_unref(s);
 	st->records = atomic_load(&db->records);
 	st->commits = atomic_load(&db->commits);
 	st->commit_bytes = atomic_load(&db->commit_bytes);
 	st->failed = atomic_load(&db->failed);
-	stats_shape(db, st);
+	stats_shape(db, s, st);
+	kv_super_unref(s);
 	return 0;
 }

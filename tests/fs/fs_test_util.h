@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers for the filesystem library's tests: a fresh mkfs'd store. */
+#ifndef FS_TEST_UTIL_H
+#define FS_TEST_UTIL_H
+
+#include "internal.h"
+#include "kv_test_util.h"
+
+struct fst {
+	char *dir; /* the store directory */
+	struct kvfs *fs;
+	struct kvfs_cred cr; /* uid 1000, gid 1000, umask 022 */
+};
+
+/* mkfs (block size @bs, 0 = default) + open with @dur; asserts success. */
+void fst_setup(struct fst *t, uint32_t bs, enum kvfs_durability dur);
+/* Close and reopen the same store (everything acknowledged must survive). */
+void fst_remount(struct fst *t);
+/* Close and remove the store. */
+void fst_teardown(struct fst *t);
+
+/* Shortcuts that assert success and return the new inode number. */
+uint64_t fst_mkdir(struct fst *t, uint64_t parent, const char *name);
+uint64_t fst_file(struct fst *t, uint64_t parent, const char *name);
+/* The inode's attributes (asserts getattr succeeds). */
+struct stat fst_stat(struct fst *t, uint64_t ino);
+
+#endif

@@ -90,8 +90,8 @@ void kvfs_unlock_inodes(struct kvfs *fs, const uint64_t *inos, int n)
 
 /* ---- reading and writing ---------------------------------------------- */
 
-int kvfs_inode_read(struct kvfs *fs, uint64_t ino, struct kvfs_inode *out, void *inl,
-		    size_t cap, size_t *inline_len)
+int kvfs_inode_read(struct kvfs *fs, uint64_t ino, struct kvfs_inode *out, void *inl, size_t cap,
+		    size_t *inline_len)
 {
 	uint8_t key[KVFS_KEY_MAX], buf[KVFS_INODE_SIZE + 4096];
 	size_t klen = kvfs_key_inode(key, ino), vlen, ilen;
@@ -145,8 +145,8 @@ int kvfs_batch_put_inode(struct kv_batch *b, uint64_t ino, const struct kvfs_ino
 	return err;
 }
 
-int kvfs_entry_read(struct kvfs *fs, uint64_t dir, const char *name, size_t len,
-		    uint64_t *ino, unsigned *type)
+int kvfs_entry_read(struct kvfs *fs, uint64_t dir, const char *name, size_t len, uint64_t *ino,
+		    unsigned *type)
 {
 	uint8_t key[KVFS_KEY_MAX], val[KVFS_ENTRY_SIZE + 1];
 	size_t klen = kvfs_key_entry(key, dir, name, len);
@@ -338,8 +338,7 @@ static void reclaim(struct kvfs *fs, uint64_t ino)
 	if (fs->read_only)
 		return;
 	kvfs_lock1(fs, ino);
-	if (kvfs_node_busy(fs, ino) || kvfs_inode_read(fs, ino, &in, NULL, 0, NULL) ||
-	    in.nlink) {
+	if (kvfs_node_busy(fs, ino) || kvfs_inode_read(fs, ino, &in, NULL, 0, NULL) || in.nlink) {
 		kvfs_unlock1(fs, ino);
 		return;
 	}

@@ -33,9 +33,9 @@
 
 /* An inode the kernel (or an open file) holds a reference to. */
 struct kvfs_node {
-	uint64_t ino;	       /* immutable */
-	uint64_t nlookup;      /* nodes_lock */
-	uint64_t nopen;	       /* nodes_lock */
+	uint64_t ino;		/* immutable */
+	uint64_t nlookup;	/* nodes_lock */
+	uint64_t nopen;		/* nodes_lock */
 	struct kvfs_node *next; /* nodes_lock: hash chain */
 };
 
@@ -88,14 +88,14 @@ static inline void kvfs_unlock1(struct kvfs *fs, uint64_t ino)
  * (at most @cap bytes; -EUCLEAN if more) and *inline_len. -ENOENT if there
  * is no such inode, -EUCLEAN if its value is corrupt (logged with the ino).
  */
-int kvfs_inode_read(struct kvfs *fs, uint64_t ino, struct kvfs_inode *out, void *inl,
-		    size_t cap, size_t *inline_len);
+int kvfs_inode_read(struct kvfs *fs, uint64_t ino, struct kvfs_inode *out, void *inl, size_t cap,
+		    size_t *inline_len);
 /* Add "put inode @ino" to @b. */
 int kvfs_batch_put_inode(struct kv_batch *b, uint64_t ino, const struct kvfs_inode *in,
 			 const void *inl, size_t inline_len);
 /* Look up entry @name in @dir: -ENOENT, or the child's ino and DT_* type. */
-int kvfs_entry_read(struct kvfs *fs, uint64_t dir, const char *name, size_t len,
-		    uint64_t *ino, unsigned *type);
+int kvfs_entry_read(struct kvfs *fs, uint64_t dir, const char *name, size_t len, uint64_t *ino,
+		    unsigned *type);
 
 /* This thread's batch, cleared (one per thread, reused; never freed by the
  * caller). */

@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define KVFS_ROOT_INO 1ull
-#define KVFS_NAME_MAX 255u	 /* bytes in one name */
+#define KVFS_NAME_MAX 255u     /* bytes in one name */
 #define KVFS_SYMLINK_MAX 4095u /* bytes in a symlink target */
 #define KVFS_XATTR_NAME_MAX 255u
 #define KVFS_XATTR_SIZE_MAX 65536u
@@ -160,9 +160,8 @@ enum {
  * clears S_ISUID and (if group-executable) S_ISGID of a non-directory.
  * ctime becomes now unless KVFS_SET_CTIME. @out gets the new attributes.
  */
-int kvfs_setattr(struct kvfs *fs, const struct kvfs_cred *cr, uint64_t ino,
-		 const struct stat *attr, int to_set, struct stat *out,
-		 const struct kvfs_done *done);
+int kvfs_setattr(struct kvfs *fs, const struct kvfs_cred *cr, uint64_t ino, const struct stat *attr,
+		 int to_set, struct stat *out, const struct kvfs_done *done);
 
 int kvfs_readlink(struct kvfs *fs, uint64_t ino, char *buf, size_t cap); /* length */
 int kvfs_mknod(struct kvfs *fs, const struct kvfs_cred *cr, uint64_t parent, const char *name,
@@ -233,15 +232,14 @@ int kvfs_statfs(struct kvfs *fs, struct statvfs *st);
 /* ---- extended attributes ---------------------------------------------- */
 
 /* @flags: XATTR_CREATE / XATTR_REPLACE. */
-int kvfs_setxattr(struct kvfs *fs, uint64_t ino, const char *name, const void *value,
-		  size_t size, int flags, const struct kvfs_done *done);
+int kvfs_setxattr(struct kvfs *fs, uint64_t ino, const char *name, const void *value, size_t size,
+		  int flags, const struct kvfs_done *done);
 /* Returns the value's size; copies it if @cap is big enough, -ERANGE if not
  * (cap 0: size only). -ENODATA if absent. */
 ssize_t kvfs_getxattr(struct kvfs *fs, uint64_t ino, const char *name, void *buf, size_t cap);
 /* NUL-separated names; same size protocol as getxattr. */
 ssize_t kvfs_listxattr(struct kvfs *fs, uint64_t ino, char *buf, size_t cap);
-int kvfs_removexattr(struct kvfs *fs, uint64_t ino, const char *name,
-		     const struct kvfs_done *done);
+int kvfs_removexattr(struct kvfs *fs, uint64_t ino, const char *name, const struct kvfs_done *done);
 
 #ifdef __cplusplus
 }

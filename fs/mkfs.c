@@ -151,7 +151,8 @@ int kvfs_mkfs(const char *store, const struct kvfs_mkfs_options *o, char *err, s
 	sb.ino_next = LOST_FOUND_INO + 1;
 	sb.created_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	if (getrandom(sb.uuid, sizeof(sb.uuid), 0) != (ssize_t)sizeof(sb.uuid))
-		memcpy(sb.uuid, &now, sizeof(sb.uuid) < sizeof(now) ? sizeof(sb.uuid) : sizeof(now));
+		memcpy(sb.uuid, &now,
+		       sizeof(sb.uuid) < sizeof(now) ? sizeof(sb.uuid) : sizeof(now));
 	if (o->label)
 		strcpy(sb.label, o->label);
 

@@ -65,14 +65,14 @@ int kvfs_key_parse(const void *k, size_t len, struct kvfs_key *out);
 /* ---- values ----------------------------------------------------------- */
 
 struct kvfs_super {
-	uint32_t version;      /* KVFS_FORMAT_VERSION at mkfs */
-	uint32_t block_size;   /* bytes per data block */
-	uint32_t inline_max;   /* regular files up to this size are inline */
-	uint64_t ino_next;     /* every ino >= this is unused (allocator) */
-	uint64_t features;     /* incompatible feature bits */
-	int64_t created_ns;    /* mkfs time, CLOCK_REALTIME */
+	uint32_t version;    /* KVFS_FORMAT_VERSION at mkfs */
+	uint32_t block_size; /* bytes per data block */
+	uint32_t inline_max; /* regular files up to this size are inline */
+	uint64_t ino_next;   /* every ino >= this is unused (allocator) */
+	uint64_t features;   /* incompatible feature bits */
+	int64_t created_ns;  /* mkfs time, CLOCK_REALTIME */
 	uint8_t uuid[16];
-	char label[64];	       /* NUL-terminated */
+	char label[64]; /* NUL-terminated */
 };
 #define KVFS_SUPER_SIZE 128
 void kvfs_super_encode(const struct kvfs_super *s, uint8_t out[KVFS_SUPER_SIZE]);

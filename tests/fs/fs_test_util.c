@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "fs_test_util.h"
 
+#include <cmocka.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
 
 static enum kvfs_durability last_dur;
 

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "fs_test_util.h"
 
-#include <cmocka.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 static enum kvfs_durability last_dur;
 

@@ -259,7 +259,7 @@ void kvfs_inode_stat(const struct kvfs *fs, uint64_t ino, const struct kvfs_inod
 	 * for "all hole"), or one block per directory. */
 	if (in->nblocks)
 		st->st_blocks = (blkcnt_t)(in->nblocks * (fs->block_size / 512));
-	else if (S_ISREG(in->mode))
+	else if (S_ISREG(in->mode) && (in->flags & KVFS_IF_INLINE))
 		st->st_blocks = (blkcnt_t)((in->size + 511) / 512);
 	else if (S_ISDIR(in->mode))
 		st->st_blocks = fs->block_size / 512;

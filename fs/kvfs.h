@@ -156,8 +156,9 @@ enum {
 /*
  * chmod/chown/truncate/utimensat in one: apply the @to_set fields of @attr
  * (st_mode's permission bits, st_uid, st_gid, st_size, st_atim, st_mtim,
- * st_ctim). A uid or gid change by a non-root caller, or KVFS_SET_KILL_SUIDGID,
- * clears S_ISUID and (if group-executable) S_ISGID of a non-directory.
+ * st_ctim). A uid or gid change (by any caller, root too, as on Linux) or
+ * KVFS_SET_KILL_SUIDGID clears S_ISUID and (if group-executable) S_ISGID of
+ * a non-directory.
  * ctime becomes now unless KVFS_SET_CTIME. @out gets the new attributes.
  */
 int kvfs_setattr(struct kvfs *fs, const struct kvfs_cred *cr, uint64_t ino, const struct stat *attr,
@@ -197,9 +198,12 @@ void kvfs_release(struct kvfs *fs, uint64_t ino);
  * holes read as zeros. Updates atime relatime-style. */
 ssize_t kvfs_read(struct kvfs *fs, uint64_t ino, uint64_t off, size_t size, void *buf);
 /* Write @size bytes at @off (O_APPEND is the kernel's business under the
- * writeback cache; the daemon passes the final offset). Returns @size or
- * KVFS_PENDING; with @done the byte count is @size. @kill_suid as
- * KVFS_SET_KILL_SUIDGID. -EFBIG past the largest file. */
+ * writeback cache; the daemon passes the final offset). Returns the bytes
+ * written, min(@size, INT64_MAX - @off), or KVFS_PENDING (then the count is
+ * that same number). @kill_suid as KVFS_SET_KILL_SUIDGID. -EFBIG at or past
+ * the largest file size (INT64_MAX, the kernel's limit for FUSE), -EINVAL
+ * for an offset above it. A write larger than one engine batch may go out
+ * as several batches (a crash can keep a prefix of them). */
 ssize_t kvfs_write(struct kvfs *fs, uint64_t ino, uint64_t off, const void *buf, size_t size,
 		   int kill_suid, const struct kvfs_done *done);
 

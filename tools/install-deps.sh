@@ -4,7 +4,10 @@
 # Usage: tools/install-deps.sh [extra-package...]
 set -eu
 
-pkgs="cmake make gcc pkg-config libfuse3-dev fuse3 liburing-dev libcmocka-dev libxxhash-dev $*"
+# The integration tests (tests/integration/) also run attr (setfattr,
+# getfattr), rsync, git, sqlite3 and tar on a mounted kvfs.
+pkgs="cmake make gcc pkg-config libfuse3-dev fuse3 liburing-dev libcmocka-dev libxxhash-dev
+      attr rsync git sqlite3 tar $*"
 
 missing=""
 for p in $pkgs; do

@@ -1,0 +1,1012 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fs/fuse.c: the FUSE low-level adapter, the only file that speaks FUSE.
+ *
+ * Every handler turns one kernel request into one call of the kvfs library
+ * (fs/kvfs.h) and replies exactly once. FUSE inode numbers are kvfs inode
+ * numbers (the root is 1 in both), so there is no inode table here: the
+ * library keeps the lookup counts (kvfs_forget) and open counts
+ * (kvfs_open_file / kvfs_release) that decide when an unlinked inode goes.
+ *
+ * Replies to writes
+ *   A handler that writes allocates a struct fs_op (the request, what to
+ *   reply, room for the library's outputs) and passes its struct kvfs_done.
+ *   The library returns KVFS_PENDING and calls op_done once the write is
+ *   acknowledged: during the call (batch durability: at append) or later
+ *   from an engine thread (sync durability: when the group commit lands).
+ *   Any other return means the library never calls back. No worker thread
+ *   waits for a group commit, and no reply is sent under the library's
+ *   locks: see "Who replies" below. f->inflight counts ops not yet replied,
+ *   so that the session is not destroyed under a reply still owed
+ *   (fs_fuse_run drains it after the loop).
+ *
+ * Lookup references
+ *   Every reply that hands the kernel an inode (entry, create, readdirplus
+ *   entry) carries one lookup reference the library took. When the reply
+ *   cannot be delivered (the request was interrupted), the kernel will never
+ *   forget it, so it is dropped here. readdirplus hands out "." and ".."
+ *   without a node id: the kernel takes no reference for them.
+ *
+ * Kernel features (fs_ll_init)
+ *   - writeback cache: the kernel keeps dirty pages and sends big writes,
+ *     owns O_APPEND offsets and mtime/ctime (sent back through setattr);
+ *     flush/close writes back before FLUSH, fsync before FSYNC.
+ *   - readdirplus with READDIRPLUS_AUTO: the first batch of a listing and
+ *     every batch after the caller looked names up (ls -l, cp -a, rsync,
+ *     du) come with attributes and references; a plain walk (ls, find -name)
+ *     does not pin an inode in the kernel for each of 100k entries.
+ *   - parallel dirops, async read, atomic O_TRUNC, cached symlinks.
+ *   - max_write: libfuse 3.14 offers what its request buffer holds,
+ *     FUSE_MAX_MAX_PAGES (256) pages = 1 MiB, which is also the kernel's
+ *     default fs.fuse.max_pages_limit; kept as libfuse sets it.
+ *   - no HANDLE_KILLPRIV: the kernel decides when a write, truncate or
+ *     chown clears S_ISUID/S_ISGID (it knows the caller's CAP_FSETID) and
+ *     sends the new mode in a setattr.
+ *   - no AUTO_INVAL_DATA, keep_cache on open: the daemon holds the store
+ *     exclusively, so nothing changes a file behind the kernel's page cache.
+ *   - no splice: the data is copied into the engine's log buffer anyway.
+ *   - locks (POSIX, flock, OFD) stay in the kernel, which is right for a
+ *     local mount.
+ */
+#define FUSE_USE_VERSION 312
+
+#include "daemon.h"
+
+#include <fuse_lowlevel.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct fs_fuse {
+	struct fuse_session *se;
+	struct kvfs *fs;	   /* [immutable after fs_fuse_mount] */
+	struct fs_fuse_config cfg; /* [immutable] */
+	pthread_mutex_t lock;
+	pthread_cond_t idle;	 /* inflight dropped to 0 */
+	unsigned long inflight;	 /* [lock] ops whose reply is still owed */
+	struct fs_unref *unrefs; /* [lock] references to drop (unref_drain) */
+	atomic_int nunrefs;	 /* [atomic] unrefs is not empty */
+};
+
+/* ---- async replies -------------------------------------------------- */
+
+enum fs_reply {
+	FS_REPLY_ERR,	 /* fuse_reply_err: 0 or the error */
+	FS_REPLY_ENTRY,	 /* fuse_reply_entry with op->e */
+	FS_REPLY_CREATE, /* fuse_reply_create with op->e, op->fi */
+	FS_REPLY_OPEN,	 /* fuse_reply_open with op->fi */
+	FS_REPLY_ATTR,	 /* fuse_reply_attr with op->st */
+	FS_REPLY_WRITE,	 /* fuse_reply_write of op->count */
+};
+
+/*
+ * Who replies: the library may call op_done inside the call (batch
+ * durability: at append, with its namespace locks held) or later from an
+ * engine thread. Replying, and above all dropping references (which may
+ * reclaim an inode: locks and a write), must not happen under the library's
+ * locks, so an op_done that comes during the call only records the status
+ * and the handler completes the op once the call has returned:
+ *
+ *   FS_OP_IN_CALL --op_done--> FS_OP_DONE_IN_CALL --op_finish--> completed
+ *   FS_OP_IN_CALL --op_finish--> FS_OP_RETURNED --op_done--> completed
+ *
+ * Both transitions are one compare-and-swap on op->state; whichever side
+ * loses the race completes the op.
+ */
+enum { FS_OP_IN_CALL, FS_OP_DONE_IN_CALL, FS_OP_RETURNED };
+
+struct fs_op {
+	struct kvfs_done done; /* done.arg == this */
+	fuse_req_t req;
+	struct fs_fuse *f;
+	enum fs_reply reply;
+	_Atomic int state;	  /* FS_OP_* */
+	int status;		  /* from op_done, read after its CAS */
+	uint64_t ino;		  /* FS_REPLY_OPEN: the file opened */
+	size_t count;		  /* FS_REPLY_WRITE */
+	struct fuse_file_info fi; /* FS_REPLY_CREATE, FS_REPLY_OPEN */
+	struct kvfs_entry e;	  /* FS_REPLY_ENTRY, FS_REPLY_CREATE */
+	struct stat st;		  /* FS_REPLY_ATTR */
+};
+
+/* A reference to drop later: taken by a reply that failed on an engine
+ * thread, where the library may not be re-entered. */
+struct fs_unref {
+	struct fs_unref *next;
+	uint64_t ino, lookups, opens;
+};
+
+static struct fs_fuse *req_fuse(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void entry_param(const struct fs_fuse *f, const struct kvfs_entry *e,
+			struct fuse_entry_param *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->ino = e->ino;
+	p->generation = e->generation;
+	p->attr = e->attr;
+	p->attr_timeout = f->cfg.attr_timeout;
+	p->entry_timeout = f->cfg.entry_timeout;
+}
+
+static void unref(struct fs_fuse *f, uint64_t ino, uint64_t lookups, uint64_t opens, int later)
+{
+	struct fs_unref *u;
+
+	if (!lookups && !opens)
+		return;
+	if (!later) {
+		if (opens)
+			kvfs_release(f->fs, ino);
+		if (lookups)
+			kvfs_forget(f->fs, ino, lookups);
+		return;
+	}
+	u = malloc(sizeof(*u));
+	if (!u) {
+		fprintf(stderr, "kvfs: out of memory: inode %llu stays referenced until unmount\n",
+			(unsigned long long)ino);
+		return;
+	}
+	u->ino = ino;
+	u->lookups = lookups;
+	u->opens = opens;
+	pthread_mutex_lock(&f->lock);
+	u->next = f->unrefs;
+	f->unrefs = u;
+	atomic_store(&f->nunrefs, 1);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Drop the references queued by engine threads (from a handler). */
+static void unref_drain(struct fs_fuse *f)
+{
+	struct fs_unref *u;
+
+	if (!atomic_load(&f->nunrefs))
+		return;
+	pthread_mutex_lock(&f->lock);
+	u = f->unrefs;
+	f->unrefs = NULL;
+	atomic_store(&f->nunrefs, 0);
+	pthread_mutex_unlock(&f->lock);
+	while (u) {
+		struct fs_unref *next = u->next;
+
+		unref(f, u->ino, u->lookups, u->opens, 0);
+		free(u);
+		u = next;
+	}
+}
+
+/*
+ * Reply with the library's result. The references the library took for the
+ * kernel (an entry's lookup, an open) are dropped when the kernel does not
+ * get them: the operation failed after its write was appended (@pending: a
+ * call that fails before returning KVFS_PENDING has dropped them itself), or
+ * the request was interrupted and the reply refused.
+ */
+static void op_reply(struct fs_op *op, int status, int pending, int later)
+{
+	struct fs_fuse *f = op->f;
+	struct fuse_entry_param p;
+	uint64_t lookups = 0, opens = 0;
+
+	switch (op->reply) {
+	case FS_REPLY_ERR:
+		fuse_reply_err(op->req, -status);
+		return;
+	case FS_REPLY_ENTRY:
+		entry_param(f, &op->e, &p);
+		lookups = status ? pending : fuse_reply_entry(op->req, &p) != 0;
+		break;
+	case FS_REPLY_CREATE:
+		entry_param(f, &op->e, &p);
+		lookups = opens = status ? pending : fuse_reply_create(op->req, &p, &op->fi) != 0;
+		break;
+	case FS_REPLY_OPEN:
+		opens = status ? pending : fuse_reply_open(op->req, &op->fi) != 0;
+		break;
+	case FS_REPLY_ATTR:
+		if (!status)
+			fuse_reply_attr(op->req, &op->st, f->cfg.attr_timeout);
+		break;
+	case FS_REPLY_WRITE:
+		if (!status)
+			fuse_reply_write(op->req, op->count);
+		break;
+	}
+	if (status)
+		fuse_reply_err(op->req, -status);
+	unref(f, op->reply == FS_REPLY_OPEN ? op->ino : op->e.ino, lookups, opens, later);
+}
+
+static void op_complete(struct fs_op *op, int status, int pending, int later)
+{
+	struct fs_fuse *f = op->f;
+
+	op_reply(op, status, pending, later);
+	free(op);
+	pthread_mutex_lock(&f->lock);
+	if (--f->inflight == 0)
+		pthread_cond_broadcast(&f->idle);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* The kvfs_done callback. */
+static void op_done(void *arg, int status)
+{
+	struct fs_op *op = arg;
+	int in_call = FS_OP_IN_CALL;
+
+	op->status = status < 0 ? status : 0;
+	if (atomic_compare_exchange_strong(&op->state, &in_call, FS_OP_DONE_IN_CALL))
+		return; /* op_finish completes it */
+	op_complete(op, op->status, 1, 1);
+}
+
+/* NULL after replying ENOMEM. */
+static struct fs_op *op_new(fuse_req_t req, enum fs_reply reply)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op = calloc(1, sizeof(*op));
+
+	if (!op) {
+		fuse_reply_err(req, ENOMEM);
+		return NULL;
+	}
+	op->done.fn = op_done;
+	op->done.arg = op;
+	op->req = req;
+	op->f = f;
+	op->reply = reply;
+	atomic_init(&op->state, FS_OP_IN_CALL);
+	pthread_mutex_lock(&f->lock);
+	f->inflight++;
+	pthread_mutex_unlock(&f->lock);
+	return op;
+}
+
+/* In the handler, once the library call has returned @ret. */
+static void op_finish(struct fs_op *op, long ret)
+{
+	struct fs_fuse *f = op->f;
+	int in_call = FS_OP_IN_CALL, pending = ret == KVFS_PENDING;
+
+	if (pending) {
+		if (atomic_compare_exchange_strong(&op->state, &in_call, FS_OP_RETURNED))
+			goto out; /* op_done will come from an engine thread */
+		ret = op->status;
+	}
+	op_complete(op, ret < 0 ? (int)ret : 0, pending, 0);
+out:
+	unref_drain(f);
+}
+
+static void req_cred(fuse_req_t req, struct kvfs_cred *cr)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	cr->uid = c->uid;
+	cr->gid = c->gid;
+	/* Without FUSE_CAP_DONT_MASK the kernel has applied the umask. */
+	cr->umask = 0;
+}
+
+/* ---- a per-thread buffer for reads and xattrs ------------------------- */
+
+struct fs_tbuf {
+	char *p;
+	size_t cap;
+};
+
+static pthread_key_t tbuf_key;
+static pthread_once_t tbuf_once = PTHREAD_ONCE_INIT;
+
+static void tbuf_free(void *arg)
+{
+	struct fs_tbuf *b = arg;
+
+	free(b->p);
+	free(b);
+}
+
+static void tbuf_init(void)
+{
+	if (pthread_key_create(&tbuf_key, tbuf_free))
+		abort();
+}
+
+/* A buffer of at least @size bytes owned by the calling thread. */
+static char *tbuf_get(size_t size)
+{
+	struct fs_tbuf *b;
+
+	pthread_once(&tbuf_once, tbuf_init);
+	b = pthread_getspecific(tbuf_key);
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b || pthread_setspecific(tbuf_key, b)) {
+			free(b);
+			return NULL;
+		}
+	}
+	if (b->cap < size) {
+		size_t cap = size < 65536 ? 65536 : size;
+		char *p = malloc(cap);
+
+		if (!p)
+			return NULL;
+		free(b->p);
+		b->p = p;
+		b->cap = cap;
+	}
+	return b->p;
+}
+
+/* ---- session ---------------------------------------------------------- */
+
+static void fs_ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_PARALLEL_DIROPS |
+			FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_READDIRPLUS |
+			FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_DIO;
+	unsigned unwanted = FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
+			    FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_AUTO_INVAL_DATA |
+			    FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_DONT_MASK |
+			    FUSE_CAP_POSIX_ACL | FUSE_CAP_EXPORT_SUPPORT;
+
+	(void)userdata;
+	conn->want = (conn->want & ~unwanted) | (want & conn->capable);
+	/* Writeback of dirty pages and readahead are "background" requests:
+	 * let more of them run at once than the kernel's default 12. */
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
+	conn->time_gran = 1; /* nanosecond timestamps */
+}
+
+static void fs_ll_destroy(void *userdata)
+{
+	(void)userdata; /* fs_fuse_run syncs and the daemon closes the store */
+}
+
+/* ---- namespace -------------------------------------------------------- */
+
+static void fs_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fuse_entry_param p;
+	struct kvfs_entry e;
+	int ret = kvfs_lookup(f->fs, parent, name, &e);
+
+	if (ret == -ENOENT && f->cfg.negative_timeout > 0) {
+		/* ino 0: "no such name", cached for negative_timeout. */
+		memset(&p, 0, sizeof(p));
+		p.entry_timeout = f->cfg.negative_timeout;
+		fuse_reply_entry(req, &p);
+		return;
+	}
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	entry_param(f, &e, &p);
+	if (fuse_reply_entry(req, &p))
+		kvfs_forget(f->fs, e.ino, 1);
+}
+
+static void fs_ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	kvfs_forget(req_fuse(req)->fs, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs_fuse *f = req_fuse(req);
+
+	for (size_t i = 0; i < count; i++)
+		kvfs_forget(f->fs, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct stat st;
+	int ret = kvfs_getattr(f->fs, ino, &st);
+
+	(void)fi;
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_attr(req, &st, f->cfg.attr_timeout);
+}
+
+/* FUSE_SET_ATTR_* to KVFS_SET_* (the same bits; the kernel-internal ones
+ * that do not reach a filesystem are dropped). */
+static int setattr_bits(int to_set)
+{
+	int out = to_set &
+		  (KVFS_SET_MODE | KVFS_SET_UID | KVFS_SET_GID | KVFS_SET_SIZE | KVFS_SET_ATIME |
+		   KVFS_SET_MTIME | KVFS_SET_ATIME_NOW | KVFS_SET_MTIME_NOW | KVFS_SET_CTIME);
+
+	if (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID))
+		out |= KVFS_SET_KILL_SUIDGID;
+	return out;
+}
+
+static void fs_ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			  struct fuse_file_info *fi)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op = op_new(req, FS_REPLY_ATTR);
+	struct kvfs_cred cr;
+
+	(void)fi;
+	if (!op)
+		return;
+	req_cred(req, &cr);
+	op_finish(op,
+		  kvfs_setattr(f->fs, &cr, ino, attr, setattr_bits(to_set), &op->st, &op->done));
+}
+
+static void fs_ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[KVFS_SYMLINK_MAX + 1];
+	int n = kvfs_readlink(req_fuse(req)->fs, ino, buf, sizeof(buf) - 1);
+
+	if (n < 0) {
+		fuse_reply_err(req, -n);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+static void fs_ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			dev_t rdev)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op = op_new(req, FS_REPLY_ENTRY);
+	struct kvfs_cred cr;
+
+	if (!op)
+		return;
+	req_cred(req, &cr);
+	op_finish(op, kvfs_mknod(f->fs, &cr, parent, name, mode, rdev, &op->e, &op->done));
+}
+
+static void fs_ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op = op_new(req, FS_REPLY_ENTRY);
+	struct kvfs_cred cr;
+
+	if (!op)
+		return;
+	req_cred(req, &cr);
+	op_finish(op, kvfs_mkdir(f->fs, &cr, parent, name, mode, &op->e, &op->done));
+}
+
+static void fs_ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op = op_new(req, FS_REPLY_ENTRY);
+	struct kvfs_cred cr;
+
+	if (!op)
+		return;
+	req_cred(req, &cr);
+	op_finish(op, kvfs_symlink(f->fs, &cr, parent, name, link, &op->e, &op->done));
+}
+
+static void fs_ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op = op_new(req, FS_REPLY_ENTRY);
+
+	if (!op)
+		return;
+	op_finish(op, kvfs_link(f->fs, ino, newparent, newname, &op->e, &op->done));
+}
+
+static void fs_ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op = op_new(req, FS_REPLY_ERR);
+
+	if (!op)
+		return;
+	op_finish(op, kvfs_unlink(f->fs, parent, name, &op->done));
+}
+
+static void fs_ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op = op_new(req, FS_REPLY_ERR);
+
+	if (!op)
+		return;
+	op_finish(op, kvfs_rmdir(f->fs, parent, name, &op->done));
+}
+
+static void fs_ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+			 const char *newname, unsigned int flags)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op = op_new(req, FS_REPLY_ERR);
+
+	if (!op)
+		return;
+	op_finish(op, kvfs_rename(f->fs, parent, name, newparent, newname, flags, &op->done));
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+/* O_APPEND is the kernel's under the writeback cache; the library only
+ * acts on O_TRUNC. */
+static int open_flags(int flags)
+{
+	return flags & ~O_APPEND;
+}
+
+static void fs_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			 struct fuse_file_info *fi)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op = op_new(req, FS_REPLY_CREATE);
+	struct kvfs_cred cr;
+
+	if (!op)
+		return;
+	req_cred(req, &cr);
+	fi->fh = 0;
+	op->fi = *fi;
+	op_finish(op, kvfs_create(f->fs, &cr, parent, name, mode, open_flags(fi->flags), &op->e,
+				  &op->done));
+}
+
+static void fs_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op = op_new(req, FS_REPLY_OPEN);
+
+	if (!op)
+		return;
+	fi->fh = 0;
+	fi->keep_cache = 1; /* nothing but this mount changes the file */
+	op->fi = *fi;
+	op->ino = ino;
+	op_finish(op, kvfs_open_file(f->fs, ino, open_flags(fi->flags), &op->done));
+}
+
+static void fs_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	char *buf = tbuf_get(size);
+	ssize_t n;
+
+	(void)fi;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = kvfs_read(req_fuse(req)->fs, ino, (uint64_t)off, size, buf);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+/*
+ * write_buf rather than write: the same call for data in memory (the only
+ * kind without splice), and correct should a pipe buffer ever come.
+ */
+static void fs_ll_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+			    struct fuse_file_info *fi)
+{
+	struct fs_fuse *f = req_fuse(req);
+	size_t size = fuse_buf_size(bufv);
+	const struct fuse_buf *b0 = &bufv->buf[bufv->idx];
+	const char *data;
+	struct fs_op *op;
+
+	(void)fi;
+	if (bufv->count - bufv->idx == 1 && !(b0->flags & FUSE_BUF_IS_FD)) {
+		data = (const char *)b0->mem + bufv->off;
+	} else {
+		char *tmp = tbuf_get(size);
+		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+		ssize_t n;
+
+		if (!tmp) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		dst.buf[0].mem = tmp;
+		n = fuse_buf_copy(&dst, bufv, 0);
+		if (n < 0) {
+			fuse_reply_err(req, (int)-n);
+			return;
+		}
+		size = (size_t)n;
+		data = tmp;
+	}
+	op = op_new(req, FS_REPLY_WRITE);
+	if (!op)
+		return;
+	op->count = size;
+	/* S_ISUID/S_ISGID: the kernel clears them with a setattr (no
+	 * HANDLE_KILLPRIV), so the write itself never kills them. */
+	op_finish(op, kvfs_write(f->fs, ino, (uint64_t)off, data, size, 0, &op->done));
+}
+
+static void fs_ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* close(2) is no durability point: nothing to do. The writeback cache
+	 * has sent the file's dirty pages before this request. */
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void fs_ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	kvfs_release(req_fuse(req)->fs, ino);
+	fuse_reply_err(req, 0);
+}
+
+/* fsync, fdatasync, fsyncdir: the kernel wrote back the dirty pages first;
+ * wait for the group commit holding everything acknowledged so far. */
+static void fs_ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, -kvfs_sync(req_fuse(req)->fs));
+}
+
+/* ---- directories ------------------------------------------------------ */
+
+/* Directories need no open state: readdir's cookies say where to go on. */
+static void fs_ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fi->fh = 0;
+	fuse_reply_open(req, fi);
+}
+
+/*
+ * One readdir/readdirplus reply being filled. The library resumes after
+ * the cookie @off it was given, so an entry that does not fit is simply not
+ * taken: the next request starts at it again.
+ */
+struct fs_dirbuf {
+	fuse_req_t req;
+	struct fs_fuse *f;
+	int plus;
+	char *buf;
+	size_t size, used;
+	uint64_t *refs; /* plus: inodes whose lookup reference went in buf */
+	size_t nrefs, maxrefs;
+};
+
+static int is_dot_or_dotdot(const char *name)
+{
+	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
+static int dir_add(void *arg, const struct kvfs_dirent *d, int *took_ref)
+{
+	struct fs_dirbuf *db = arg;
+	char name[KVFS_NAME_MAX + 1];
+	size_t room = db->size - db->used, n;
+	struct fuse_entry_param p;
+
+	if (d->namelen > KVFS_NAME_MAX)
+		return 0; /* never stored; skip rather than truncate */
+	memcpy(name, d->name, d->namelen);
+	name[d->namelen] = '\0';
+	if (!db->plus) {
+		struct stat st = { .st_ino = d->ino, .st_mode = DTTOIF(d->type) };
+
+		n = fuse_add_direntry(db->req, db->buf + db->used, room, name, &st, (off_t)d->off);
+		if (n > room)
+			return 1;
+		db->used += n;
+		return 0;
+	}
+	if (d->e && !is_dot_or_dotdot(name)) {
+		if (db->nrefs == db->maxrefs)
+			return 1; /* cannot happen: maxrefs bounds what fits */
+		entry_param(db->f, d->e, &p);
+	} else {
+		/* No node id: the kernel takes no reference for these. */
+		memset(&p, 0, sizeof(p));
+		p.attr.st_ino = d->ino;
+		p.attr.st_mode = DTTOIF(d->type);
+	}
+	n = fuse_add_direntry_plus(db->req, db->buf + db->used, room, name, &p, (off_t)d->off);
+	if (n > room)
+		return 1;
+	db->used += n;
+	if (p.ino) {
+		db->refs[db->nrefs++] = p.ino;
+		*took_ref = 1;
+	}
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+{
+	struct fs_dirbuf db = { .req = req, .f = req_fuse(req), .plus = plus, .size = size };
+	int ret;
+
+	db.buf = malloc(size ? size : 1);
+	if (plus) {
+		/* Each direntplus record is at least 128 bytes of entry and
+		 * attributes plus its dirent: this bounds the count. */
+		db.maxrefs = size / 128 + 1;
+		db.refs = malloc(db.maxrefs * sizeof(*db.refs));
+	}
+	if (!db.buf || (plus && !db.refs)) {
+		fuse_reply_err(req, ENOMEM);
+		goto out;
+	}
+	ret = kvfs_readdir(db.f->fs, ino, (uint64_t)off, plus, dir_add, &db);
+	if (ret < 0 && !db.used) {
+		fuse_reply_err(req, -ret);
+		goto out;
+	}
+	if (fuse_reply_buf(req, db.buf, db.used)) {
+		for (size_t i = 0; i < db.nrefs; i++)
+			kvfs_forget(db.f->fs, db.refs[i], 1);
+	}
+out:
+	free(db.refs);
+	free(db.buf);
+}
+
+static void fs_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			  struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 0);
+}
+
+static void fs_ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			      struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 1);
+}
+
+static void fs_ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void fs_ll_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+	int ret = kvfs_statfs(req_fuse(req)->fs, &st);
+
+	(void)ino;
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+/* ---- extended attributes ---------------------------------------------- */
+
+/*
+ * POSIX ACLs are refused as on a filesystem mounted noacl. Without
+ * FUSE_CAP_POSIX_ACL the kernel neither enforces them nor derives the mode
+ * from them, and passes them through as plain attributes: stored, they
+ * would claim permissions nobody enforces, and "cp -a" (which sets an ACL
+ * equal to the mode instead of chmod when that works) would leave files
+ * with the mode they were created with. EOPNOTSUPP makes tools fall back
+ * to chmod.
+ */
+static int is_posix_acl(const char *name)
+{
+	return !strcmp(name, "system.posix_acl_access") ||
+	       !strcmp(name, "system.posix_acl_default");
+}
+
+static void fs_ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			   size_t size, int flags)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op;
+
+	if (is_posix_acl(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	op = op_new(req, FS_REPLY_ERR);
+	if (!op)
+		return;
+	op_finish(op, kvfs_setxattr(f->fs, ino, name, value, size, flags, &op->done));
+}
+
+/* getxattr and listxattr: size 0 asks for the length only. */
+static void reply_xattr(fuse_req_t req, size_t size, ssize_t n, const char *buf)
+{
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (!size)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void fs_ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = size ? tbuf_get(size) : NULL;
+
+	if (is_posix_acl(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_xattr(req, size, kvfs_getxattr(req_fuse(req)->fs, ino, name, buf, size), buf);
+}
+
+static void fs_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? tbuf_get(size) : NULL;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_xattr(req, size, kvfs_listxattr(req_fuse(req)->fs, ino, buf, size), buf);
+}
+
+static void fs_ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fs_fuse *f = req_fuse(req);
+	struct fs_op *op;
+
+	if (is_posix_acl(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	op = op_new(req, FS_REPLY_ERR);
+	if (!op)
+		return;
+	op_finish(op, kvfs_removexattr(f->fs, ino, name, &op->done));
+}
+
+static const struct fuse_lowlevel_ops fs_ll_ops = {
+	.init = fs_ll_init,
+	.destroy = fs_ll_destroy,
+	.lookup = fs_ll_lookup,
+	.forget = fs_ll_forget,
+	.forget_multi = fs_ll_forget_multi,
+	.getattr = fs_ll_getattr,
+	.setattr = fs_ll_setattr,
+	.readlink = fs_ll_readlink,
+	.mknod = fs_ll_mknod,
+	.mkdir = fs_ll_mkdir,
+	.unlink = fs_ll_unlink,
+	.rmdir = fs_ll_rmdir,
+	.symlink = fs_ll_symlink,
+	.rename = fs_ll_rename,
+	.link = fs_ll_link,
+	.create = fs_ll_create,
+	.open = fs_ll_open,
+	.read = fs_ll_read,
+	.write_buf = fs_ll_write_buf,
+	.flush = fs_ll_flush,
+	.release = fs_ll_release,
+	.fsync = fs_ll_fsync,
+	.opendir = fs_ll_opendir,
+	.readdir = fs_ll_readdir,
+	.readdirplus = fs_ll_readdirplus,
+	.releasedir = fs_ll_releasedir,
+	.fsyncdir = fs_ll_fsync,
+	.statfs = fs_ll_statfs,
+	.setxattr = fs_ll_setxattr,
+	.getxattr = fs_ll_getxattr,
+	.listxattr = fs_ll_listxattr,
+	.removexattr = fs_ll_removexattr,
+};
+
+/* ---- the daemon's side (fs/daemon.h) ---------------------------------- */
+
+int fs_fuse_new(const char *progname, const char *fuse_opts, const struct fs_fuse_config *cfg,
+		struct fs_fuse **out)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fs_fuse *f = calloc(1, sizeof(*f));
+	int e = -ENOMEM;
+
+	if (!f)
+		return -ENOMEM;
+	f->cfg = *cfg;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->idle, NULL);
+	if (fuse_opt_add_arg(&args, progname) ||
+	    (fuse_opts && *fuse_opts &&
+	     (fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, fuse_opts))) ||
+	    (cfg->debug && fuse_opt_add_arg(&args, "-d")))
+		goto fail;
+	f->se = fuse_session_new(&args, &fs_ll_ops, sizeof(fs_ll_ops), f);
+	if (!f->se) {
+		e = -EINVAL; /* libfuse has said which option */
+		goto fail;
+	}
+	fuse_opt_free_args(&args);
+	*out = f;
+	return 0;
+fail:
+	fuse_opt_free_args(&args);
+	pthread_cond_destroy(&f->idle);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+	return e;
+}
+
+int fs_fuse_mount(struct fs_fuse *f, struct kvfs *fs, const char *mountpoint)
+{
+	f->fs = fs;
+	return fuse_session_mount(f->se, mountpoint) ? -EIO : 0;
+}
+
+int fs_fuse_run(struct fs_fuse *f)
+{
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	int ret;
+
+	if (!lc)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(lc, 1); /* one /dev/fuse queue per worker */
+	ret = fuse_session_loop_mt(f->se, lc);
+	fuse_loop_cfg_destroy(lc);
+
+	/* Writes in flight still owe their replies: let their commits land
+	 * and wait for the callbacks before the session goes away. */
+	kvfs_sync(f->fs);
+	pthread_mutex_lock(&f->lock);
+	while (f->inflight)
+		pthread_cond_wait(&f->idle, &f->lock);
+	pthread_mutex_unlock(&f->lock);
+	unref_drain(f);
+	/* > 0 is a signal number from libfuse's handlers (not installed). */
+	return ret < 0 ? ret : 0;
+}
+
+void fs_fuse_destroy(struct fs_fuse *f)
+{
+	if (!f)
+		return;
+	fuse_session_unmount(f->se);
+	fuse_session_destroy(f->se);
+	pthread_cond_destroy(&f->idle);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+const char *fs_fuse_version(void)
+{
+	return fuse_pkgversion();
+}

@@ -171,6 +171,7 @@ static struct kv_db *db_alloc(const char *dir, const struct kv_options *opt)
 	pthread_mutex_init(&db->gp_mu, NULL);
 	pthread_mutex_init(&db->ver_mu, NULL);
 	pthread_mutex_init(&db->snap_mu, NULL);
+	pthread_mutex_init(&db->retired_mu, NULL);
 	pthread_mutex_init(&db->bg_mu, NULL);
 	pthread_cond_init(&db->bg_cv, NULL);
 	pthread_cond_init(&db->progress_cv, NULL);
@@ -201,6 +202,7 @@ static void db_free(struct kv_db *db)
 	pthread_mutex_destroy(&db->gp_mu);
 	pthread_mutex_destroy(&db->ver_mu);
 	pthread_mutex_destroy(&db->snap_mu);
+	pthread_mutex_destroy(&db->retired_mu);
 	pthread_mutex_destroy(&db->bg_mu);
 	pthread_cond_destroy(&db->bg_cv);
 	pthread_cond_destroy(&db->progress_cv);
@@ -482,7 +484,15 @@ int kv_stats(struct kv_db *db, struct kv_stats *st)
 	struct kv_super *s = kv_super_get(db);
 	struct kv_mem *m = s->mem[0];
 
+	uint64_t below;
+
 	memset(st, 0, sizeof(*st));
+	/* After taking the super: a memtable flushed since is counted here. */
+	pthread_mutex_lock(&db->retired_mu);
+	below = db->retired_below;
+	st->versions_replaced_total = db->retired_replaced;
+	st->versions_superseded_total = db->retired_superseded;
+	pthread_mutex_unlock(&db->retired_mu);
 	st->appended_lsn = m->base_lsn + kv_logbuf_appended(&m->lb);
 	st->durable_lsn = atomic_load(&db->durable_lsn);
 	for (int i = 0; i < s->nmem; i++) {
@@ -491,6 +501,10 @@ int kv_stats(struct kv_db *db, struct kv_stats *st)
 
 		st->versions_replaced += atomic_load(&d->mt.replaced);
 		st->versions_superseded += atomic_load(&d->mt.superseded);
+		if (d->seg_id >= below) {
+			st->versions_replaced_total += atomic_load(&d->mt.replaced);
+			st->versions_superseded_total += atomic_load(&d->mt.superseded);
+		}
 		st->log_buffer_bytes += kv_logbuf_appended(&d->lb) - KV_SEG_HEADER_SIZE;
 		kv_memtable_for_each(&d->mt, count_live, &a);
 		st->log_buffer_live_bytes += a.bytes;

@@ -13,7 +13,8 @@
  *                            foreground thread ever takes it)
  *   5. db->bg_mu             (background work state, stalls)
  *   6. db->rot_mu            (rotation, spare segment; never across a commit)
- *   7. db->sv_mu, db->snap_mu (leaves: install a super / edit the snapshot list)
+ *   7. db->sv_mu, db->snap_mu, db->retired_mu (leaves: install a super / edit
+ *                            the snapshot list / flushed memtables' counters)
  *   8. kv_mnode.lock, kv_cq.mu, memtable arena_mu, cache shard mutexes, the
  *      table file cache's mutex (leaf locks, a few instructions)
  *
@@ -175,6 +176,16 @@ struct kv_db {
 	pthread_mutex_t snap_mu;
 	struct kv_snapshot snaps; /* [snap_mu] list head */
 	uint64_t nsnaps;	  /* [snap_mu] */
+	/*
+	 * Version counters of flushed memtables, for kv_stats' *_total: a
+	 * memtable's are moved here (flush.c) just before the super without it
+	 * is installed, and kv_stats counts a memtable of its super only if its
+	 * seg_id is not below retired_below, so each is counted exactly once.
+	 */
+	pthread_mutex_t retired_mu;
+	uint64_t retired_below;	     /* [retired_mu] segments below are retired */
+	uint64_t retired_replaced;   /* [retired_mu] */
+	uint64_t retired_superseded; /* [retired_mu] */
 
 	/* ---- background work (flush.c, compact.c) ---- */
 	pthread_mutex_t bg_mu;

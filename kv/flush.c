@@ -195,6 +195,22 @@ static void remove_segment(struct kv_db *db, struct kv_mem *m)
 	free(path);
 }
 
+/*
+ * Move @m's version counters to the db's retired ones (@sign 1), before the
+ * super without it is installed, or back (-1) if that failed. Memtables are
+ * flushed oldest first, so the retired ones are exactly those below.
+ */
+static void retire_counts(struct kv_db *db, struct kv_mem *m, int sign)
+{
+	uint64_t r = atomic_load(&m->mt.replaced), s = atomic_load(&m->mt.superseded);
+
+	pthread_mutex_lock(&db->retired_mu);
+	db->retired_below = sign > 0 ? m->seg_id + 1 : m->seg_id;
+	db->retired_replaced += sign > 0 ? r : -r;
+	db->retired_superseded += sign > 0 ? s : -s;
+	pthread_mutex_unlock(&db->retired_mu);
+}
+
 static int flush_mem(struct kv_db *db, struct kv_mem *m)
 {
 	struct kv_mem *next = atomic_load(&m->newer);
@@ -244,8 +260,12 @@ static int flush_mem(struct kv_db *db, struct kv_mem *m)
 		err = kv_vedit_add(&e, &fm);
 	}
 	pthread_mutex_lock(&db->ver_mu);
-	if (!err)
+	if (!err) {
+		retire_counts(db, m, 1);
 		err = kv_version_apply(db, &e, m);
+		if (err)
+			retire_counts(db, m, -1);
+	}
 	pthread_mutex_unlock(&db->ver_mu);
 	kv_vedit_free(&e);
 	if (!err) {

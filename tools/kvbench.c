@@ -20,6 +20,8 @@
  *            outgrown the memtable and the block cache: fill, random and
  *            sequential reads, reads under a writer, amplification after a
  *            full compaction. Not part of all, which is the write path.
+ *   ycsb     (kvbench_ycsb.c) YCSB workloads A-F on libkv and, when built
+ *            with them, RocksDB and LevelDB side by side.
  *
  * It is built on kv.h alone. Latency is clock_gettime(CLOCK_MONOTONIC) around
  * each operation, kept in a per-thread log-bucketed histogram (128 linear
@@ -337,8 +339,10 @@ uint64_t phase_run(struct phase *p, void *workers, size_t size, unsigned n, void
 	}
 	pthread_barrier_wait(&p->start);
 	t0 = now_ns();
-	sleep_until_ns(t0 + (uint64_t)(seconds * 1e9));
-	atomic_store(&p->stop, true);
+	if (seconds > 0) {
+		sleep_until_ns(t0 + (uint64_t)(seconds * 1e9));
+		atomic_store(&p->stop, true);
+	}
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(tid[i], NULL);
 	*end = now_ns();
@@ -497,6 +501,8 @@ static void usage(FILE *f)
 	      "  persist   data 10x the memtable: fillrandom, readrandom, readseq,\n"
 	      "            readwhilewriting, then write and space amplification after\n"
 	      "            kv_compact (not part of all)\n"
+	      "  ycsb      YCSB workloads A-F against libkv and, if built with them,\n"
+	      "            RocksDB and LevelDB (options: kvbench ycsb --help)\n"
 	      "\n"
 	      "options (the command each applies to in brackets):\n"
 	      "  --dir D             where stores and files are made (default /var/tmp)\n"
@@ -795,6 +801,8 @@ int main(int argc, char **argv)
 	struct ratios q = { 0 };
 	struct stat sb;
 
+	if (argc >= 2 && !strcmp(argv[1], "ycsb"))
+		return ycsb_main(argc - 1, argv + 1);
 	parse_args(argc, argv, &c);
 	if (stat(c.dir, &sb) || !S_ISDIR(sb.st_mode))
 		bad_usage("--dir %s: not a directory", c.dir);

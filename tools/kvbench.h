@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "kv.h"
@@ -23,6 +24,7 @@
  * A timed phase of worker threads: they wait at @start, run until @stop.
  * phase_run starts @n threads running @fn on the workers laid out every
  * @size bytes from @workers, releases them together, lets them run @seconds, stops and joins them.
+ * With @seconds <= 0 there is no deadline: the workers stop by themselves.
  * Returns the start time; *end is when the last one returned.
  */
 struct phase {
@@ -226,6 +228,10 @@ void store_done(const struct bench_cfg *c, struct kv_db *db, const char *path);
 
 void persist_run(const struct bench_cfg *c, struct results *res);
 
+/* ---- ycsb (kvbench_ycsb.c): argv[0] is "ycsb"; returns the exit status ---- */
+
+int ycsb_main(int argc, char **argv);
+
 /* ---- reports (kvbench_report.c) ---------------------------------------------- */
 
 struct ratios {
@@ -250,6 +256,13 @@ void persist_print_readseq(const struct bench_cfg *c, const struct persist_resul
 void persist_print_rww(const struct persist_result *r);
 void persist_print_compact(const struct bench_cfg *c, const struct persist_result *r);
 void json_write(const struct bench_cfg *c, const struct results *res, const struct ratios *q);
+/* JSON pieces kvbench_ycsb_report.c shares: a string, a histogram's
+ * percentiles, every field of struct kv_stats, the machine ("host", "kernel",
+ * "cpus" members, each line starting with two spaces and ending with a comma). */
+void json_str(FILE *f, const char *s);
+void json_hist(FILE *f, const struct hist *h);
+void json_stats(FILE *f, const struct kv_stats *st);
+void json_machine(FILE *f);
 void results_free(struct results *res);
 
 #endif

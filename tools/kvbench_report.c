@@ -385,7 +385,7 @@ void ratios_print(const struct bench_cfg *c, const struct ratios *q)
 
 /* ---- JSON ------------------------------------------------------------------------ */
 
-static void json_str(FILE *f, const char *s)
+void json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; *s; s++) {
@@ -401,14 +401,14 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void json_hist(FILE *f, const struct hist *h)
+void json_hist(FILE *f, const struct hist *h)
 {
 	fprintf(f,
 		"{\"count\": %" PRIu64 ", \"mean_us\": %.3f, \"p50_us\": %.3f, "
-		"\"p99_us\": %.3f, \"p999_us\": %.3f, \"max_us\": %.3f}",
+		"\"p90_us\": %.3f, \"p99_us\": %.3f, \"p999_us\": %.3f, \"max_us\": %.3f}",
 		h->count, ns_to_us(hist_mean(h)), ns_to_us(hist_pct(h, 0.50)),
-		ns_to_us(hist_pct(h, 0.99)), ns_to_us(hist_pct(h, 0.999)),
-		ns_to_us((double)h->max));
+		ns_to_us(hist_pct(h, 0.90)), ns_to_us(hist_pct(h, 0.99)),
+		ns_to_us(hist_pct(h, 0.999)), ns_to_us((double)h->max));
 }
 
 static void json_modes(FILE *f, const enum kv_durability *m, unsigned n)
@@ -438,20 +438,28 @@ static const char *cmd_name(enum cmd cmd)
 	return "?";
 }
 
-static void json_params(FILE *f, const struct bench_cfg *c)
+void json_machine(FILE *f)
 {
-	struct kv_options def;
 	struct utsname u;
 	char host[256] = "";
 
-	kv_options_init(&def);
 	uname(&u);
 	gethostname(host, sizeof(host) - 1);
-	fprintf(f, "  \"command\": \"%s\",\n  \"host\": ", cmd_name(c->cmd));
+	fputs("  \"host\": ", f);
 	json_str(f, host);
 	fprintf(f, ",\n  \"kernel\": ");
 	json_str(f, u.release);
-	fprintf(f, ",\n  \"cpus\": %ld,\n  \"params\": {\"dir\": ", sysconf(_SC_NPROCESSORS_ONLN));
+	fprintf(f, ",\n  \"cpus\": %ld,\n", sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+static void json_params(FILE *f, const struct bench_cfg *c)
+{
+	struct kv_options def;
+
+	kv_options_init(&def);
+	fprintf(f, "  \"command\": \"%s\",\n", cmd_name(c->cmd));
+	json_machine(f);
+	fprintf(f, "  \"params\": {\"dir\": ");
 	json_str(f, c->dir);
 	fprintf(f, ", \"keep\": %s, \"disk_ops\": %" PRIu64 ", \"threads\": [",
 		c->keep ? "true" : "false", c->disk_ops);
@@ -508,7 +516,7 @@ static void json_u64s(FILE *f, const char *name, const uint64_t *v, int n)
 }
 
 /* Every field of struct kv_stats. */
-static void json_stats(FILE *f, const struct kv_stats *st)
+void json_stats(FILE *f, const struct kv_stats *st)
 {
 	fprintf(f,
 		"{\"appended_lsn\": %" PRIu64 ", \"durable_lsn\": %" PRIu64
@@ -529,11 +537,13 @@ static void json_stats(FILE *f, const struct kv_stats *st)
 		", \"write_amp\": %.4f, \"space_amp\": %.4f, \"stalls\": %" PRIu64
 		", \"stall_ns\": %" PRIu64 ", \"cache_hits\": %" PRIu64
 		", \"cache_misses\": %" PRIu64 ", \"cache_bytes\": %" PRIu64
-		", \"snapshots\": %" PRIu64 ", \"bg_error\": %d}",
+		", \"snapshots\": %" PRIu64
+		", \"bg_error\": %d, \"versions_replaced_total\": %" PRIu64
+		", \"versions_superseded_total\": %" PRIu64 "}",
 		st->flushes, st->flush_bytes, st->compactions, st->compact_read_bytes,
 		st->compact_write_bytes, st->user_bytes, st->write_amp, st->space_amp, st->stalls,
 		st->stall_ns, st->cache_hits, st->cache_misses, st->cache_bytes, st->snapshots,
-		st->bg_error);
+		st->bg_error, st->versions_replaced_total, st->versions_superseded_total);
 }
 
 static void json_phase(FILE *f, const struct persist_phase *ph)

@@ -304,6 +304,12 @@ struct kv_stats {
 	uint64_t cache_hits, cache_misses, cache_bytes;
 	uint64_t snapshots; /* live snapshots */
 	int bg_error;	    /* 0, or the last flush/compaction error */
+
+	/* Since open, over every memtable, flushed ones included (the fields
+	 * above count the memtables in memory now, so they drop at a flush):
+	 * what a benchmark subtracts to get the versions of one run. */
+	uint64_t versions_replaced_total;
+	uint64_t versions_superseded_total;
 };
 int kv_stats(struct kv_db *db, struct kv_stats *st);
 

@@ -332,6 +332,35 @@ static void test_stats(void **state)
 	assert_true(st.log_buffer_live_bytes > 0);
 	assert_true(st.log_buffer_live_bytes < st.log_buffer_bytes);
 	assert_int_equal(st.failed, 0);
+	assert_int_equal(st.versions_replaced_total, st.versions_replaced);
+	assert_int_equal(st.versions_superseded_total, st.versions_superseded);
+}
+
+/* Two puts of a key in one batch share an epoch: the second replaces the
+ * first in place. The *_total counters keep it after the memtable is
+ * flushed, when the per-memtable ones start over. */
+static void test_stats_replaced_total(void **state)
+{
+	struct fx *f = *state;
+	struct kv_batch *b;
+	struct kv_stats st, st2;
+
+	assert_int_equal(kv_batch_create(&b), 0);
+	assert_int_equal(kv_batch_put(b, "r", 1, "1", 1), 0);
+	assert_int_equal(kv_batch_put(b, "r", 1, "2", 1), 0);
+	assert_int_equal(kv_write(f->db, NULL, b), 0);
+	kv_batch_destroy(b);
+	assert_int_equal(kv_stats(f->db, &st), 0);
+	assert_int_equal(st.versions_replaced, 1);
+	assert_int_equal(st.versions_replaced_total, 1);
+	/* The dead bytes: the replaced version is still in the buffer. */
+	assert_true(st.log_buffer_bytes - st.log_buffer_live_bytes > 0);
+	assert_int_equal(kv_flush(f->db), 0);
+	put(f->db, "q", "3");
+	assert_int_equal(kv_stats(f->db, &st2), 0);
+	assert_int_equal(st2.versions_replaced, 0);
+	assert_int_equal(st2.versions_replaced_total, 1);
+	assert_int_equal(st2.versions_superseded_total, st.versions_superseded_total);
 }
 
 int main(void)
@@ -348,6 +377,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_async_cb, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats_replaced_total, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -263,6 +263,8 @@ void kvfs_inode_stat(const struct kvfs *fs, uint64_t ino, const struct kvfs_inod
 		st->st_blocks = (blkcnt_t)((in->size + 511) / 512);
 	else if (S_ISDIR(in->mode))
 		st->st_blocks = fs->block_size / 512;
+	if (S_ISDIR(in->mode))
+		st->st_size = fs->block_size; /* as ext4 reports an empty one */
 }
 
 /* ---- references and reclaim ------------------------------------------- */
@@ -305,26 +307,51 @@ bool kvfs_node_busy(struct kvfs *fs, uint64_t ino)
 	return busy;
 }
 
-int kvfs_batch_drop_inode(struct kv_batch *b, uint64_t ino)
+/* Files with at most this many blocks lose them by point deletes: a range
+ * tombstone costs every later read in the memtable a comparison until the
+ * memtable is flushed, a point delete costs nothing after. */
+#define DROP_POINT_MAX 32
+
+int kvfs_batch_drop_blocks(struct kvfs *fs, struct kv_batch *b, uint64_t ino,
+			   const struct kvfs_inode *in, uint64_t from)
 {
 	uint8_t k1[KVFS_KEY_MAX], k2[KVFS_KEY_MAX];
-	size_t l1, l2;
+	uint64_t end;
+	int err = 0;
+
+	if (in && !in->nblocks)
+		return 0;
+	if (in) {
+		end = in->size / fs->block_size + (in->size % fs->block_size != 0);
+		if (in->nblocks == end && end > from && end - from <= DROP_POINT_MAX) {
+			for (uint64_t i = from; i < end && !err; i++)
+				err = kv_batch_delete(b, k1, kvfs_key_data(k1, ino, i));
+			return err;
+		}
+	}
+	return kv_batch_delete_range(b, k1, kvfs_key_data(k1, ino, from), k2,
+				     kvfs_key_prefix(k2, KVFS_K_DATA, ino + 1));
+}
+
+int kvfs_batch_drop(struct kvfs *fs, struct kv_batch *b, uint64_t ino, const struct kvfs_inode *in)
+{
+	uint8_t k1[KVFS_KEY_MAX], k2[KVFS_KEY_MAX];
 	int err;
 
-	l1 = kvfs_key_inode(k1, ino);
-	err = kv_batch_delete(b, k1, l1);
-	l1 = kvfs_key_orphan(k1, ino);
+	err = kv_batch_delete(b, k1, kvfs_key_inode(k1, ino));
 	if (!err)
-		err = kv_batch_delete(b, k1, l1);
-	l1 = kvfs_key_prefix(k1, KVFS_K_DATA, ino);
-	l2 = kvfs_key_prefix(k2, KVFS_K_DATA, ino + 1);
-	if (!err)
-		err = kv_batch_delete_range(b, k1, l1, k2, l2);
-	l1 = kvfs_key_prefix(k1, KVFS_K_XATTR, ino);
-	l2 = kvfs_key_prefix(k2, KVFS_K_XATTR, ino + 1);
-	if (!err)
-		err = kv_batch_delete_range(b, k1, l1, k2, l2);
+		err = kv_batch_delete(b, k1, kvfs_key_orphan(k1, ino));
+	if (!err && (!in || S_ISREG(in->mode)))
+		err = kvfs_batch_drop_blocks(fs, b, ino, in, 0);
+	if (!err && (!in || (in->flags & KVFS_IF_XATTR)))
+		err = kv_batch_delete_range(b, k1, kvfs_key_prefix(k1, KVFS_K_XATTR, ino), k2,
+					    kvfs_key_prefix(k2, KVFS_K_XATTR, ino + 1));
 	return err;
+}
+
+int kvfs_batch_drop_inode(struct kv_batch *b, uint64_t ino)
+{
+	return kvfs_batch_drop(NULL, b, ino, NULL);
 }
 
 /* Delete @ino if nothing refers to it any more. */
@@ -345,7 +372,7 @@ static void reclaim(struct kvfs *fs, uint64_t ino)
 	b = kvfs_batch();
 	/* Not an acknowledged operation of its own: if a crash loses it, the
 	 * orphan record makes the next mount do it again. */
-	err = kvfs_batch_drop_inode(b, ino);
+	err = kvfs_batch_drop(fs, b, ino, &in);
 	if (!err)
 		err = kv_write(fs->db, &now, b);
 	if (!err)

@@ -428,14 +428,12 @@ static int shrink_blocks(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, uin
 	struct kvfs_inode *in = &f->in;
 	uint32_t bs = fs->block_size;
 	uint64_t old_end = blocks_for(in->size, bs), keep = blocks_for(size, bs);
-	uint8_t lo[KVFS_KEY_MAX], hi[KVFS_KEY_MAX];
 	size_t tail = size % bs;
 	int err;
 
 	if (!in->nblocks)
 		return 0;
-	err = kv_batch_delete_range(b, lo, kvfs_key_data(lo, ino, keep), hi,
-				    kvfs_key_prefix(hi, KVFS_K_DATA, ino + 1));
+	err = kvfs_batch_drop_blocks(fs, b, ino, in, keep);
 	if (!err && tail) {
 		ssize_t n = get_block(fs, ino, keep - 1, f->scratch, bs);
 

@@ -132,9 +132,18 @@ void kvfs_node_unref(struct kvfs *fs, uint64_t ino, uint64_t lookups, uint64_t o
 bool kvfs_node_busy(struct kvfs *fs, uint64_t ino);
 /*
  * Add to @b the deletion of everything @ino owns: inode, data blocks,
- * xattrs and its orphan record (delete-ranges: O(1) whatever the size).
+ * xattrs and its orphan record. With @in (its current inode) it skips what
+ * the inode says is not there (no blocks; no KVFS_IF_XATTR) and deletes the
+ * blocks of a small dense file one by one; otherwise (and always for a big
+ * file) by delete-ranges: O(1) whatever the size. @in NULL: everything by
+ * ranges (@fs may then be NULL).
  */
-int kvfs_batch_drop_inode(struct kv_batch *b, uint64_t ino);
+int kvfs_batch_drop(struct kvfs *fs, struct kv_batch *b, uint64_t ino, const struct kvfs_inode *in);
+int kvfs_batch_drop_inode(struct kv_batch *b, uint64_t ino); /* @in NULL */
+/* Add to @b the deletion of @ino's data blocks from block @from on (@in as
+ * for kvfs_batch_drop; its size and nblocks are the file's before). */
+int kvfs_batch_drop_blocks(struct kvfs *fs, struct kv_batch *b, uint64_t ino,
+			   const struct kvfs_inode *in, uint64_t from);
 
 /* Log through the engine's log hook (or stderr). */
 void kvfs_log(struct kvfs *fs, int level, const char *fmt, ...)

@@ -51,11 +51,38 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return remove(path) ? -1 : 0;
 }
 
-/* Refuse or (with force) empty @store; create it if missing. */
-static int prepare_dir(const char *store, int force, char *err, size_t errlen)
+static void quiet(void *ctx, enum kv_log_level level, const char *msg)
+{
+}
+
+/*
+ * What @store (a non-empty directory) holds, without writing to it: a
+ * store in use (-EBUSY), a store (-EEXIST), other files (-EMEDIUMTYPE).
+ * kv_open with error_if_exists stops at the identity file, before
+ * recovery writes anything.
+ */
+static int probe(const char *store)
 {
 	struct kv_options ko;
 	struct kv_db *db;
+	int e;
+
+	kv_options_init(&ko);
+	ko.create_if_missing = 1;
+	ko.error_if_exists = 1;
+	ko.log = quiet;
+	e = kv_open(store, &ko, &db);
+	if (!e) {
+		/* Only a leftover LOCK was there: it is an empty store now. */
+		kv_close(db);
+		return -EMEDIUMTYPE;
+	}
+	return e;
+}
+
+/* Refuse or (with force) empty @store; create it if missing. */
+static int prepare_dir(const char *store, int force, char *err, size_t errlen)
+{
 	struct stat st;
 	int e;
 
@@ -72,32 +99,29 @@ static int prepare_dir(const char *store, int force, char *err, size_t errlen)
 		errf(err, errlen, "%s: exists and is not a directory", store);
 		return -ENOTDIR;
 	}
-	/* A store someone has open (mounted) is never touched, even with -f. */
-	kv_options_init(&ko);
-	ko.log = NULL;
-	e = kv_open(store, &ko, &db);
-	if (e == -EBUSY) {
-		errf(err, errlen, "%s: the store is in use (mounted?); unmount it first", store);
-		return -EBUSY;
-	}
-	if (!e) {
-		kv_close(db);
-		if (!force) {
-			errf(err, errlen, "%s: already holds a store (use -f to overwrite it)",
-			     store);
-			return -EEXIST;
-		}
-	}
 	e = dir_has_entries(store);
 	if (e < 0) {
 		errf(err, errlen, "%s: cannot read the directory: %s", store, strerror(-e));
 		return e;
 	}
-	if (e && !force) {
-		errf(err, errlen, "%s: the directory is not empty (use -f to wipe it)", store);
+	if (!e)
+		return 0;
+	e = probe(store);
+	if (e == -EBUSY) {
+		/* A store someone has open (mounted) is never touched. */
+		errf(err, errlen, "%s: the store is in use (mounted?); unmount it first", store);
+		return -EBUSY;
+	}
+	if (!force) {
+		if (e == -EEXIST)
+			errf(err, errlen, "%s: already holds a store (use -f to overwrite it)",
+			     store);
+		else
+			errf(err, errlen, "%s: the directory is not empty (use -f to wipe it)",
+			     store);
 		return -EEXIST;
 	}
-	if (e && nftw(store, rm_one, 16, FTW_DEPTH | FTW_PHYS)) {
+	if (nftw(store, rm_one, 16, FTW_DEPTH | FTW_PHYS)) {
 		e = -errno;
 		errf(err, errlen, "%s: cannot empty the directory: %s", store, strerror(errno));
 		return e;

@@ -95,6 +95,7 @@ struct kvfs_inode {
 			  * is itself); 0 for other types */
 };
 #define KVFS_IF_INLINE 0x1u /* data (or symlink target) is in the value */
+#define KVFS_IF_XATTR 0x2u  /* it has (or had) extended attributes */
 /* Fixed part of an inode value; inline data follows it. */
 #define KVFS_INODE_SIZE 120
 /* Encode into @out (KVFS_INODE_SIZE + inline_len bytes); returns the length. */

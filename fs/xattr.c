@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Extended attributes: one key per attribute, 05 ino name -> value, so an
+ * inode's attributes are one contiguous range (listed by one scan, deleted
+ * with the inode by one range tombstone).
+ *
+ * Limits and codes are Linux's: a name (with its namespace prefix) of 1 to
+ * 255 bytes, else -ERANGE; a value of at most 64 KiB, else -E2BIG; a name
+ * outside the user., trusted., security. and system. namespaces,
+ * -EOPNOTSUPP; a bare prefix, -EINVAL. As in Linux, user.* attributes exist
+ * only on regular files and directories. Setting or removing one changes the
+ * inode's ctime, in the same batch.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+/* See ns.c: the inode value is rewritten whole, inline payload included. */
+#define XA_INLINE_CAP 4096u
+
+static const char *const namespaces[] = { "user.", "trusted.", "security.", "system." };
+
+/* 0 or the error for attribute name @name; *user when it is a user.* one. */
+static int name_check(const char *name, size_t *len, bool *user)
+{
+	size_t n = strnlen(name, KVFS_XATTR_NAME_MAX + 1);
+
+	if (!n || n > KVFS_XATTR_NAME_MAX)
+		return -ERANGE;
+	for (size_t i = 0; i < sizeof(namespaces) / sizeof(namespaces[0]); i++) {
+		size_t p = strlen(namespaces[i]);
+
+		if (!strncmp(name, namespaces[i], p)) {
+			*len = n;
+			*user = i == 0;
+			return n == p ? -EINVAL : 0;
+		}
+	}
+	return -EOPNOTSUPP;
+}
+
+/* Whether inode @mode may carry user.* attributes (Linux's xattr_permission). */
+static bool user_ok(uint32_t mode)
+{
+	return S_ISREG(mode) || S_ISDIR(mode);
+}
+
+/* Set (@value != NULL) or remove an attribute of a locked, read inode. */
+static int xattr_change(struct kvfs *fs, uint64_t ino, const char *name, size_t len, bool user,
+			const void *value, size_t size, int flags, const struct kvfs_done *done)
+{
+	uint8_t key[KVFS_KEY_MAX], inl[XA_INLINE_CAP];
+	size_t klen = kvfs_key_xattr(key, ino, name, len), ilen;
+	struct kvfs_inode in;
+	struct kv_batch *b;
+	uint8_t probe;
+	ssize_t n;
+	int err;
+
+	kvfs_lock1(fs, ino);
+	err = kvfs_inode_read(fs, ino, &in, inl, sizeof(inl), &ilen);
+	if (err)
+		goto out;
+	if (user && !user_ok(in.mode)) {
+		err = value ? -EPERM : -ENODATA;
+		goto out;
+	}
+	n = kv_get(fs->db, KV_READ_LATEST, key, klen, &probe, 0);
+	if (n < 0 && n != -ENOENT) {
+		err = (int)n;
+		goto out;
+	}
+	if (n >= 0 && value && (flags & XATTR_CREATE))
+		err = -EEXIST;
+	else if (n == -ENOENT && (!value || (flags & XATTR_REPLACE)))
+		err = -ENODATA;
+	if (err)
+		goto out;
+
+	kvfs_now(&in.ctime);
+	b = kvfs_batch();
+	if (value) {
+		in.flags |= KVFS_IF_XATTR; /* kvfs_batch_drop deletes them */
+		err = kv_batch_put(b, key, klen, value, size);
+	} else {
+		err = kv_batch_delete(b, key, klen);
+	}
+	if (!err)
+		err = kvfs_batch_put_inode(b, ino, &in, inl, ilen);
+	if (!err)
+		err = kvfs_commit(fs, b, done);
+out:
+	kvfs_unlock1(fs, ino);
+	return err;
+}
+
+int kvfs_setxattr(struct kvfs *fs, uint64_t ino, const char *name, const void *value, size_t size,
+		  int flags, const struct kvfs_done *done)
+{
+	static const uint8_t empty;
+	size_t len;
+	bool user;
+	int err;
+
+	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
+		return -EINVAL;
+	err = name_check(name, &len, &user);
+	if (err)
+		return err;
+	if (size > KVFS_XATTR_SIZE_MAX)
+		return -E2BIG;
+	return xattr_change(fs, ino, name, len, user, value ? value : &empty, size, flags, done);
+}
+
+int kvfs_removexattr(struct kvfs *fs, uint64_t ino, const char *name, const struct kvfs_done *done)
+{
+	size_t len;
+	bool user;
+	int err = name_check(name, &len, &user);
+
+	if (err)
+		return err;
+	return xattr_change(fs, ino, name, len, user, NULL, 0, 0, done);
+}
+
+ssize_t kvfs_getxattr(struct kvfs *fs, uint64_t ino, const char *name, void *buf, size_t cap)
+{
+	uint8_t key[KVFS_KEY_MAX], probe;
+	struct kvfs_inode in;
+	size_t len;
+	ssize_t n;
+	bool user;
+	int err = name_check(name, &len, &user);
+
+	if (err)
+		return err;
+	n = kv_get(fs->db, KV_READ_LATEST, key, kvfs_key_xattr(key, ino, name, len),
+		   cap ? buf : &probe, cap);
+	if (n == -ENOENT) {
+		/* Absent: tell a missing inode from a missing attribute. */
+		err = kvfs_inode_read(fs, ino, &in, NULL, 0, NULL);
+		return err ? err : -ENODATA;
+	}
+	if (n >= 0 && cap && (size_t)n > cap)
+		return -ERANGE;
+	return n;
+}
+
+struct names {
+	char *buf;
+	size_t cap, len;
+};
+
+static void add_name(struct names *nm, const char *name, size_t len)
+{
+	if (nm->cap && nm->len + len + 1 <= nm->cap) {
+		memcpy(nm->buf + nm->len, name, len);
+		nm->buf[nm->len + len] = '\0';
+	}
+	nm->len += len + 1;
+}
+
+ssize_t kvfs_listxattr(struct kvfs *fs, uint64_t ino, char *buf, size_t cap)
+{
+	uint8_t lo[KVFS_KEY_MAX], hi[KVFS_KEY_MAX];
+	size_t llen = kvfs_key_prefix(lo, KVFS_K_XATTR, ino);
+	size_t hlen = kvfs_key_prefix(hi, KVFS_K_XATTR, ino + 1);
+	struct names nm = { .buf = buf, .cap = cap };
+	struct kvfs_inode in;
+	struct kv_iter *it;
+	int err;
+
+	err = kvfs_inode_read(fs, ino, &in, NULL, 0, NULL);
+	if (!err)
+		err = kv_sync(fs->db); /* make appended attributes visible to the scan */
+	if (!err)
+		err = kv_iter_create(fs->db, NULL, &it);
+	if (err)
+		return err;
+	for (kv_iter_seek(it, lo, llen); kv_iter_valid(it); kv_iter_next(it)) {
+		struct kvfs_key key;
+		size_t klen;
+		const void *k = kv_iter_key(it, &klen);
+
+		if (memcmp(k, hi, klen < hlen ? klen : hlen) >= 0)
+			break;
+		if (kvfs_key_parse(k, klen, &key) || key.type != KVFS_K_XATTR) {
+			kvfs_log(fs, KV_LOG_ERROR, "%s: inode %llu: corrupt xattr key skipped",
+				 fs->store, (unsigned long long)ino);
+			continue;
+		}
+		add_name(&nm, key.name, key.namelen);
+	}
+	err = kv_iter_status(it);
+	kv_iter_destroy(it);
+	if (err)
+		return err;
+	if (cap && nm.len > cap)
+		return -ERANGE;
+	return (ssize_t)nm.len;
+}

@@ -155,7 +155,7 @@ static int put_unlinked(struct kvfs *fs, struct kv_batch *b, uint64_t victim, st
 		return ib_put(b, victim, ib);
 	if (!kvfs_node_busy(fs, victim)) {
 		*dropped = true;
-		return kvfs_batch_drop_inode(b, victim);
+		return kvfs_batch_drop(fs, b, victim, &ib->in);
 	}
 	err = ib_put(b, victim, ib);
 	if (!err)

@@ -152,7 +152,8 @@ static int meta_cmp(const void *a, const void *b)
 
 static void check_tables(struct check *c)
 {
-	qsort(c->files, c->n, sizeof(*c->files), meta_cmp);
+	if (c->n)
+		qsort(c->files, c->n, sizeof(*c->files), meta_cmp);
 	for (size_t i = 0; i < c->n; i++) {
 		struct kv_file_meta *m = &c->files[i];
 		char name[64], *path;

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers of test_fsck.c: a populated store, raw corruption, running fsck. */
+#ifndef FSCK_TEST_UTIL_H
+#define FSCK_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fsck.h"
+#include "kv.h"
+#include "kvfs.h"
+#include "schema.h"
+
+extern char store[256];
+extern char *out_text, *err_text;
+extern const struct kvfs_cred cred;
+struct fsck_test_inos {
+	uint64_t a, b, f, s, l, p;
+};
+extern struct fsck_test_inos ino;
+
+#define BIG 10000 /* /a/f: three blocks of 4096 */
+
+struct raw_inode {
+	struct kvfs_inode in;
+	uint8_t inl[4096];
+	size_t len;
+};
+
+int run_io(const char *input, int tty, const char *opt, const char *opt2);
+int run(const char *opt);
+void expect_out(const char *what);
+uint64_t digest(void);
+void cycle(const char *what, ...);
+struct kvfs *mount_fs(void);
+int setup(void **state);
+int teardown(void **state);
+struct kv_db *raw_open(void);
+void raw_close(struct kv_db *db);
+void get_inode(struct kv_db *db, uint64_t i, struct raw_inode *ri);
+void put_inode(struct kv_db *db, uint64_t i, const struct raw_inode *ri);
+void del_entry(struct kv_db *db, uint64_t dir, const char *name);
+void put_entry(struct kv_db *db, uint64_t dir, const char *name, uint64_t child, unsigned type);
+void adjust_dir(struct kv_db *db, uint64_t dir, int d_entries, int d_nlink);
+int key_exists(uint8_t *k, size_t kl);
+void lookup(struct kvfs *fs, uint64_t dir, const char *name, uint64_t *out);
+void check_big(struct kvfs *fs, uint64_t i);
+
+#endif

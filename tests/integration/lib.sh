@@ -205,9 +205,20 @@ kvfs_umount() {
 	return 0
 }
 
-# kvfs_remount STORE MNT [ARGS...]
+# kvfs_fsck STORE: with $FSCK set, fsck.kvfs -n must find the unmounted
+# store clean: every workload leaves the filesystem's invariants intact.
+kvfs_fsck() {
+	[ -n "${FSCK:-}" ] || return 0
+	"$FSCK" -n "$1" >"$T/fsck.out" 2>&1 || {
+		sed 's/^/    /' "$T/fsck.out" >&2
+		fail "fsck.kvfs -n $1 does not find the store clean"
+	}
+}
+
+# kvfs_remount STORE MNT [ARGS...]: unmount, fsck -n, mount again.
 kvfs_remount() {
 	kvfs_umount "$2"
+	kvfs_fsck "$1"
 	kvfs_mount "$@"
 }
 

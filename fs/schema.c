@@ -190,7 +190,7 @@ int kvfs_super_decode(const void *v, size_t len, struct kvfs_super *s)
 		return -EPROTONOSUPPORT;
 	if (s->block_size < 1024 || s->block_size > 65536 ||
 	    (s->block_size & (s->block_size - 1)) || s->inline_max > s->block_size ||
-	    s->ino_next < 2)
+	    s->inline_max > 4096 || s->ino_next < 2)
 		return -EUCLEAN;
 	return 0;
 }

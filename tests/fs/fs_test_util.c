@@ -84,3 +84,47 @@ struct stat fst_stat(struct fst *t, uint64_t ino)
 	assert_int_equal(kvfs_getattr(t->fs, ino, &st), 0);
 	return st;
 }
+
+uint64_t fst_file_unref(struct fst *t, uint64_t parent, const char *name)
+{
+	uint64_t ino = fst_file(t, parent, name);
+
+	kvfs_forget(t->fs, ino, 1);
+	return ino;
+}
+
+uint64_t fst_mkdir_unref(struct fst *t, uint64_t parent, const char *name)
+{
+	uint64_t ino = fst_mkdir(t, parent, name);
+
+	kvfs_forget(t->fs, ino, 1);
+	return ino;
+}
+
+static int fixture_setup(void **state, uint32_t bs)
+{
+	struct fst *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -1;
+	fst_setup(t, bs, KVFS_DUR_BATCH);
+	*state = t;
+	return 0;
+}
+
+int fst_fixture_setup(void **state)
+{
+	return fixture_setup(state, 0);
+}
+
+int fst_fixture_setup_8k(void **state)
+{
+	return fixture_setup(state, 8192);
+}
+
+int fst_fixture_teardown(void **state)
+{
+	fst_teardown(*state);
+	free(*state);
+	return 0;
+}

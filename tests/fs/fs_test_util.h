@@ -24,5 +24,16 @@ uint64_t fst_mkdir(struct fst *t, uint64_t parent, const char *name);
 uint64_t fst_file(struct fst *t, uint64_t parent, const char *name);
 /* The inode's attributes (asserts getattr succeeds). */
 struct stat fst_stat(struct fst *t, uint64_t ino);
+/* fst_file / fst_mkdir, then drop the lookup reference the create took, as
+ * the kernel's forget would: the inode is deleted at its last unlink. */
+uint64_t fst_file_unref(struct fst *t, uint64_t parent, const char *name);
+uint64_t fst_mkdir_unref(struct fst *t, uint64_t parent, const char *name);
+
+/* cmocka fixtures: *state = a struct fst set up with the default block size
+ * (fst_fixture_setup) or 8 KiB blocks (fst_fixture_setup_8k), batch
+ * durability; fst_fixture_teardown tears it down and frees it. */
+int fst_fixture_setup(void **state);
+int fst_fixture_setup_8k(void **state);
+int fst_fixture_teardown(void **state);
 
 #endif

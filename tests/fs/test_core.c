@@ -23,24 +23,6 @@
 
 #define ROOT KVFS_ROOT_INO
 
-static int setup(void **state)
-{
-	struct fst *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -1;
-	fst_setup(t, 0, KVFS_DUR_BATCH);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fst_teardown(*state);
-	free(*state);
-	return 0;
-}
-
 static bool exists(struct fst *t, uint64_t ino)
 {
 	struct stat st;
@@ -399,7 +381,7 @@ static void test_lookup_vs_unlink(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, fst_fixture_setup, fst_fixture_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_alloc),
 		T(test_alloc_read_only),

@@ -25,51 +25,6 @@
 
 #define ROOT KVFS_ROOT_INO
 
-static int setup(void **state)
-{
-	struct fst *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -1;
-	fst_setup(t, 0, KVFS_DUR_BATCH);
-	*state = t;
-	return 0;
-}
-
-static int setup_8k(void **state)
-{
-	struct fst *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -1;
-	fst_setup(t, 8192, KVFS_DUR_BATCH);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fst_teardown(*state);
-	free(*state);
-	return 0;
-}
-
-static uint64_t file(struct fst *t, uint64_t parent, const char *name)
-{
-	uint64_t ino = fst_file(t, parent, name);
-
-	kvfs_forget(t->fs, ino, 1);
-	return ino;
-}
-
-static uint64_t dir(struct fst *t, uint64_t parent, const char *name)
-{
-	uint64_t ino = fst_mkdir(t, parent, name);
-
-	kvfs_forget(t->fs, ino, 1);
-	return ino;
-}
-
 /* ---- a listing collector ------------------------------------------------ */
 
 struct item {
@@ -153,7 +108,8 @@ static struct item *find(struct lst *l, const char *name)
 static void test_readdir_basic(void **state)
 {
 	struct fst *t = *state;
-	uint64_t d = dir(t, ROOT, "d"), f = file(t, d, "file"), s = dir(t, d, "sub");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d"), f = fst_file_unref(t, d, "file"),
+		 s = fst_mkdir_unref(t, d, "sub");
 	struct kvfs_entry e;
 	struct lst l = { 0 };
 	struct item *it;
@@ -206,13 +162,13 @@ static void test_readdir_basic(void **state)
 static void test_readdir_resume(void **state)
 {
 	struct fst *t = *state;
-	uint64_t d = dir(t, ROOT, "d");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d");
 	struct lst all = { 0 }, one = { .per_call = 1 }, from = { 0 };
 	char name[32];
 
 	for (int i = 0; i < 50; i++) {
 		snprintf(name, sizeof(name), "e%d", i);
-		file(t, d, name);
+		fst_file_unref(t, d, name);
 	}
 	list_all(t, d, 0, &all);
 	assert_int_equal(all.n, 52);
@@ -245,7 +201,8 @@ static void test_readdir_resume(void **state)
 static void test_readdir_plus(void **state)
 {
 	struct fst *t = *state;
-	uint64_t d = dir(t, ROOT, "d"), f = file(t, d, "f"), s = dir(t, d, "s");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d"), f = fst_file_unref(t, d, "f"),
+		 s = fst_mkdir_unref(t, d, "s");
 	struct lst l = { .keep_ref = 1 }, stop = { .per_call = 3 };
 	struct item *it;
 	struct stat st;
@@ -297,7 +254,7 @@ static void test_readdir_plus(void **state)
 static void test_readdir_errors(void **state)
 {
 	struct fst *t = *state;
-	uint64_t f = file(t, ROOT, "f"), d = fst_mkdir(t, ROOT, "d");
+	uint64_t f = fst_file_unref(t, ROOT, "f"), d = fst_mkdir(t, ROOT, "d");
 	struct lst l = { 0 };
 
 	assert_int_equal(kvfs_readdir(t->fs, f, 0, 0, collect, &l), -ENOTDIR);
@@ -317,7 +274,7 @@ static void test_readdir_changes(void **state)
 {
 	struct fst *t = *state;
 	enum { STABLE = 1500, CHUNK = 37 };
-	uint64_t d = dir(t, ROOT, "d"), rs = kvt_seed("readdir_changes");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d"), rs = kvt_seed("readdir_changes");
 	struct lst l = { .per_call = CHUNK };
 	int nvol = 0, vol_lo = 0, calls = 0;
 	char name[32];
@@ -325,11 +282,11 @@ static void test_readdir_changes(void **state)
 
 	for (int i = 0; i < STABLE; i++) {
 		snprintf(name, sizeof(name), "s%d", i);
-		file(t, d, name);
+		fst_file_unref(t, d, name);
 	}
 	for (; nvol < 300; nvol++) {
 		snprintf(name, sizeof(name), "v%d", nvol);
-		file(t, d, name);
+		fst_file_unref(t, d, name);
 	}
 	l.last_off = 0;
 	do {
@@ -340,7 +297,7 @@ static void test_readdir_changes(void **state)
 		/* Between calls: remove some volatile entries, add others. */
 		for (int k = 0; k < 10; k++) {
 			snprintf(name, sizeof(name), "v%d", nvol++);
-			file(t, d, name);
+			fst_file_unref(t, d, name);
 			if (kvt_rand(&rs) % 2 && vol_lo < nvol - 1) {
 				snprintf(name, sizeof(name), "v%d", vol_lo++);
 				assert_int_equal(kvfs_unlink(t->fs, d, name, NULL), 0);
@@ -402,7 +359,7 @@ static void test_readdir_100k(void **state)
 	struct fst *t = *state;
 	enum { N = 100000 };
 	struct counter c = { .per_call = 1000 };
-	uint64_t d = dir(t, ROOT, "big");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "big");
 	struct kvfs_entry e;
 	char name[16];
 	size_t before;
@@ -470,7 +427,7 @@ static void test_concurrent_create(void **state)
 {
 	struct fst *t = *state;
 	int per = KVT_UNDER_TSAN ? 300 : 1000;
-	uint64_t d = dir(t, ROOT, "shared");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "shared");
 	struct worker w[THREADS];
 	pthread_t th[THREADS];
 	struct lst l = { .per_call = 100 };
@@ -559,7 +516,7 @@ static void test_readdir_concurrent(void **state)
 	struct fst *t = *state;
 	enum { STABLE = 500, CHURNERS = 2 };
 	int listings = KVT_UNDER_TSAN ? 4 : 12;
-	uint64_t d = dir(t, ROOT, "d");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d");
 	struct churner c[CHURNERS];
 	pthread_t th[CHURNERS];
 	atomic_int stop = 0;
@@ -568,7 +525,7 @@ static void test_readdir_concurrent(void **state)
 
 	for (int i = 0; i < STABLE; i++) {
 		snprintf(name, sizeof(name), "s%d", i);
-		file(t, d, name);
+		fst_file_unref(t, d, name);
 	}
 	for (int i = 0; i < CHURNERS; i++) {
 		c[i] = (struct churner){ .t = t, .dir = d, .id = i, .stop = &stop };
@@ -630,8 +587,8 @@ static void test_statfs(void **state)
 	/* Inodes in use: the root and lost+found. */
 	assert_int_equal(st.f_files - st.f_ffree, 2);
 	assert_true(st.f_ffree > 0);
-	f = file(t, ROOT, "f");
-	dir(t, ROOT, "d");
+	f = fst_file_unref(t, ROOT, "f");
+	fst_mkdir_unref(t, ROOT, "d");
 	assert_int_equal(kvfs_statfs(t->fs, &st), 0);
 	assert_int_equal(st.f_files - st.f_ffree, 4);
 	fst_remount(t);
@@ -645,7 +602,7 @@ static void test_statfs(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, fst_fixture_setup, fst_fixture_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_readdir_basic),
 		T(test_readdir_resume),
@@ -655,7 +612,8 @@ int main(void)
 		T(test_readdir_100k),
 		T(test_concurrent_create),
 		T(test_readdir_concurrent),
-		cmocka_unit_test_setup_teardown(test_statfs, setup_8k, teardown),
+		cmocka_unit_test_setup_teardown(test_statfs, fst_fixture_setup_8k,
+						fst_fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

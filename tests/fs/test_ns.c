@@ -22,42 +22,8 @@
 
 #define ROOT KVFS_ROOT_INO
 
-static int setup(void **state)
-{
-	struct fst *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -1;
-	fst_setup(t, 0, KVFS_DUR_BATCH);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fst_teardown(*state);
-	free(*state);
-	return 0;
-}
-
 /* Helpers that drop the lookup reference creates take, as the kernel's
  * forget would: an unreferenced inode is deleted at its last unlink. */
-static uint64_t file(struct fst *t, uint64_t parent, const char *name)
-{
-	uint64_t ino = fst_file(t, parent, name);
-
-	kvfs_forget(t->fs, ino, 1);
-	return ino;
-}
-
-static uint64_t dir(struct fst *t, uint64_t parent, const char *name)
-{
-	uint64_t ino = fst_mkdir(t, parent, name);
-
-	kvfs_forget(t->fs, ino, 1);
-	return ino;
-}
-
 /* The ino @name resolves to in @parent, or a negative errno. */
 static int64_t look(struct fst *t, uint64_t parent, const char *name)
 {
@@ -176,7 +142,7 @@ static void test_names(void **state)
 	struct fst *t = *state;
 	char longname[KVFS_NAME_MAX + 2];
 	struct kvfs_entry e;
-	uint64_t f = file(t, ROOT, "f");
+	uint64_t f = fst_file_unref(t, ROOT, "f");
 
 	memset(longname, 'a', sizeof(longname));
 	longname[KVFS_NAME_MAX + 1] = '\0';
@@ -224,7 +190,7 @@ static void test_names(void **state)
 static void test_lookup_dots(void **state)
 {
 	struct fst *t = *state;
-	uint64_t a = dir(t, ROOT, "a"), b = dir(t, a, "b");
+	uint64_t a = fst_mkdir_unref(t, ROOT, "a"), b = fst_mkdir_unref(t, a, "b");
 
 	assert_int_equal(look(t, ROOT, "."), ROOT);
 	assert_int_equal(look(t, ROOT, ".."), ROOT);
@@ -287,7 +253,7 @@ static void test_mkdir_counts_and_times(void **state)
 	struct fst *t = *state;
 	struct kvfs_inode r0 = inode(t, ROOT), r1, a;
 	struct timespec t0 = after(r0.mtime);
-	uint64_t d = dir(t, ROOT, "d");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d");
 
 	r1 = inode(t, ROOT);
 	assert_int_equal(r1.nlink, r0.nlink + 1);
@@ -301,11 +267,11 @@ static void test_mkdir_counts_and_times(void **state)
 	assert_true(ts_cmp(a.btime, t0) >= 0);
 	assert_int_equal(ts_cmp(a.mtime, a.ctime), 0);
 	/* A file adds an entry, not a link. */
-	file(t, d, "f");
+	fst_file_unref(t, d, "f");
 	a = inode(t, d);
 	assert_int_equal(a.nlink, 2);
 	assert_int_equal(a.nentries, 1);
-	dir(t, d, "s");
+	fst_mkdir_unref(t, d, "s");
 	a = inode(t, d);
 	assert_int_equal(a.nlink, 3);
 	assert_int_equal(a.nentries, 2);
@@ -318,7 +284,7 @@ static void test_symlink(void **state)
 	char target[KVFS_SYMLINK_MAX + 2], buf[KVFS_SYMLINK_MAX + 1];
 	struct kvfs_entry e;
 	struct kvfs_inode in;
-	uint64_t f = file(t, ROOT, "f");
+	uint64_t f = fst_file_unref(t, ROOT, "f");
 
 	assert_int_equal(kvfs_symlink(t->fs, &t->cr, ROOT, "s", "some/where", &e, NULL), 0);
 	kvfs_forget(t->fs, e.ino, 1);
@@ -415,7 +381,8 @@ static void test_async_done(void **state)
 static void test_link(void **state)
 {
 	struct fst *t = *state;
-	uint64_t d = dir(t, ROOT, "d"), f = file(t, ROOT, "f"), sub = dir(t, d, "sub");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d"), f = fst_file_unref(t, ROOT, "f"),
+		 sub = fst_mkdir_unref(t, d, "sub");
 	struct kvfs_inode before = inode(t, f), in, pd;
 	struct timespec t0 = after(before.ctime);
 	struct kvfs_entry e;
@@ -461,7 +428,7 @@ static void test_link(void **state)
 static void test_link_max(void **state)
 {
 	struct fst *t = *state;
-	uint64_t f = file(t, ROOT, "f");
+	uint64_t f = fst_file_unref(t, ROOT, "f");
 	struct kvfs_inode in = inode(t, f);
 	struct kv_batch *b = kvfs_batch();
 	struct kvfs_entry e;
@@ -482,7 +449,7 @@ static void test_link_max(void **state)
 static void test_unlink(void **state)
 {
 	struct fst *t = *state;
-	uint64_t d = dir(t, ROOT, "d"), f = file(t, d, "f");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d"), f = fst_file_unref(t, d, "f");
 	struct kvfs_inode before = inode(t, d), after_in;
 	struct timespec t0 = after(before.mtime);
 	int64_t n = used(t);
@@ -531,7 +498,7 @@ static void test_unlink_referenced(void **state)
 	assert_int_equal(used(t), n);
 	assert_int_equal(kvfs_lookup(t->fs, ROOT, "f", &e), -ENOENT);
 	/* The name is free again. */
-	assert_int_equal(file(t, ROOT, "f") != f, 1);
+	assert_int_equal(fst_file_unref(t, ROOT, "f") != f, 1);
 	kvfs_forget(t->fs, f, 1);
 	assert_false(exists(t, f));
 	assert_false(has_orphan(t, f));
@@ -541,7 +508,8 @@ static void test_unlink_referenced(void **state)
 static void test_rmdir(void **state)
 {
 	struct fst *t = *state;
-	uint64_t d = dir(t, ROOT, "d"), e1 = dir(t, d, "e"), f = file(t, d, "f");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d"), e1 = fst_mkdir_unref(t, d, "e"),
+		 f = fst_file_unref(t, d, "f");
 	struct kvfs_inode r0 = inode(t, ROOT), r1;
 	int64_t n = used(t);
 
@@ -595,7 +563,8 @@ static void test_rmdir_referenced(void **state)
 static void test_rename_file(void **state)
 {
 	struct fst *t = *state;
-	uint64_t a = dir(t, ROOT, "a"), b = dir(t, ROOT, "b"), f = file(t, a, "f");
+	uint64_t a = fst_mkdir_unref(t, ROOT, "a"), b = fst_mkdir_unref(t, ROOT, "b"),
+		 f = fst_file_unref(t, a, "f");
 	struct kvfs_inode fin = inode(t, f);
 	struct timespec t0 = after(fin.ctime);
 
@@ -635,14 +604,16 @@ static void test_rename_file(void **state)
 static void test_rename_replace(void **state)
 {
 	struct fst *t = *state;
-	uint64_t d = dir(t, ROOT, "d"), f = file(t, ROOT, "f"), g = file(t, d, "g");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d"), f = fst_file_unref(t, ROOT, "f"),
+		 g = fst_file_unref(t, d, "g");
 	uint64_t held = fst_file(t, ROOT, "held"); /* referenced */
-	uint64_t e1 = dir(t, ROOT, "e1"), e2 = dir(t, d, "e2"), full = dir(t, ROOT, "full");
+	uint64_t e1 = fst_mkdir_unref(t, ROOT, "e1"), e2 = fst_mkdir_unref(t, d, "e2"),
+		 full = fst_mkdir_unref(t, ROOT, "full");
 	struct kvfs_inode gin = inode(t, g), r0;
 	struct timespec t0 = after(gin.ctime);
 	int64_t n;
 
-	file(t, full, "x");
+	fst_file_unref(t, full, "x");
 	n = used(t);
 	/* A file replaces a file: the old one is deleted (nothing refers to it). */
 	assert_int_equal(kvfs_rename(t->fs, ROOT, "f", d, "g", 0, NULL), 0);
@@ -677,7 +648,7 @@ static void test_rename_replace(void **state)
 	assert_int_equal(inode(t, d).nlink, 3); /* e2 went, e1 came */
 	assert_int_equal(inode(t, d).nentries, 1);
 	/* Within one directory. */
-	dir(t, d, "e3");
+	fst_mkdir_unref(t, d, "e3");
 	assert_int_equal(inode(t, d).nlink, 4);
 	assert_int_equal(kvfs_rename(t->fs, d, "e3", d, "e2", 0, NULL), 0);
 	assert_false(exists(t, e1));
@@ -692,11 +663,12 @@ static void test_rename_replace(void **state)
 static void test_rename_dir_across(void **state)
 {
 	struct fst *t = *state;
-	uint64_t a = dir(t, ROOT, "a"), b = dir(t, ROOT, "b"), s = dir(t, a, "s");
+	uint64_t a = fst_mkdir_unref(t, ROOT, "a"), b = fst_mkdir_unref(t, ROOT, "b"),
+		 s = fst_mkdir_unref(t, a, "s");
 	struct kvfs_inode sin = inode(t, s);
 	struct timespec t0 = after(sin.ctime);
 
-	file(t, s, "inside");
+	fst_file_unref(t, s, "inside");
 	assert_int_equal(kvfs_rename(t->fs, a, "s", b, "s2", 0, NULL), 0);
 	assert_int_equal(inode(t, a).nlink, 2);
 	assert_int_equal(inode(t, b).nlink, 3);
@@ -714,8 +686,9 @@ static void test_rename_dir_across(void **state)
 static void test_rename_subtree(void **state)
 {
 	struct fst *t = *state;
-	uint64_t a = dir(t, ROOT, "a"), b = dir(t, a, "b"), c = dir(t, b, "c");
-	uint64_t other = dir(t, ROOT, "o");
+	uint64_t a = fst_mkdir_unref(t, ROOT, "a"), b = fst_mkdir_unref(t, a, "b"),
+		 c = fst_mkdir_unref(t, b, "c");
+	uint64_t other = fst_mkdir_unref(t, ROOT, "o");
 
 	/* Into itself or below. */
 	assert_int_equal(kvfs_rename(t->fs, ROOT, "a", a, "x", 0, NULL), -EINVAL);
@@ -745,7 +718,7 @@ static void test_rename_subtree(void **state)
 static void test_rename_flags(void **state)
 {
 	struct fst *t = *state;
-	uint64_t f = file(t, ROOT, "f"), g = file(t, ROOT, "g");
+	uint64_t f = fst_file_unref(t, ROOT, "f"), g = fst_file_unref(t, ROOT, "g");
 	struct kvfs_entry e;
 
 	assert_int_equal(kvfs_rename(t->fs, ROOT, "f", ROOT, "g", KVFS_RENAME_NOREPLACE, NULL),
@@ -783,8 +756,9 @@ static void test_rename_flags(void **state)
 static void test_rename_exchange(void **state)
 {
 	struct fst *t = *state;
-	uint64_t a = dir(t, ROOT, "a"), b = dir(t, ROOT, "b");
-	uint64_t da = dir(t, a, "x"), fb = file(t, b, "y"), db = dir(t, b, "z");
+	uint64_t a = fst_mkdir_unref(t, ROOT, "a"), b = fst_mkdir_unref(t, ROOT, "b");
+	uint64_t da = fst_mkdir_unref(t, a, "x"), fb = fst_file_unref(t, b, "y"),
+		 db = fst_mkdir_unref(t, b, "z");
 	struct kvfs_inode fin = inode(t, fb);
 	struct timespec t0 = after(fin.ctime);
 
@@ -800,7 +774,7 @@ static void test_rename_exchange(void **state)
 	assert_true(ts_cmp(inode(t, fb).ctime, t0) >= 0);
 	assert_true(ts_cmp(inode(t, da).ctime, t0) >= 0);
 	/* Two directories across parents. */
-	dir(t, a, "w");
+	fst_mkdir_unref(t, a, "w");
 	assert_int_equal(kvfs_rename(t->fs, a, "w", b, "z", KVFS_RENAME_EXCHANGE, NULL), 0);
 	assert_int_equal(look(t, a, "w"), db);
 	assert_int_equal(look(t, db, ".."), a);
@@ -813,7 +787,7 @@ static void test_rename_exchange(void **state)
 	assert_int_equal(inode(t, b).nlink, 4);
 	assert_int_equal(inode(t, b).nentries, 2);
 	/* Exchange does not care about types or emptiness. */
-	file(t, da, "content");
+	fst_file_unref(t, da, "content");
 	assert_int_equal(kvfs_rename(t->fs, a, "x", b, "z", KVFS_RENAME_EXCHANGE, NULL), 0);
 	assert_int_equal(look(t, a, "x"), da);
 	assert_int_equal(look(t, b, "z"), fb);
@@ -828,7 +802,8 @@ static void test_rename_exchange(void **state)
 static void test_persist_tree(void **state)
 {
 	struct fst *t = *state;
-	uint64_t d = dir(t, ROOT, "d"), s = dir(t, d, "s"), f = file(t, s, "f");
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d"), s = fst_mkdir_unref(t, d, "s"),
+		 f = fst_file_unref(t, s, "f");
 	char buf[64];
 	struct kvfs_entry e;
 	int64_t n;
@@ -865,7 +840,7 @@ static void test_read_only(void **state)
 	struct fst *t = *state;
 	struct kvfs_options o;
 	struct kvfs_entry e;
-	uint64_t f = file(t, ROOT, "f");
+	uint64_t f = fst_file_unref(t, ROOT, "f");
 
 	assert_int_equal(kvfs_close(t->fs), 0);
 	kvfs_options_init(&o);
@@ -883,7 +858,7 @@ static void test_read_only(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, fst_fixture_setup, fst_fixture_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_mknod_types),
 		T(test_names),

@@ -20,32 +20,6 @@
 
 #define ROOT KVFS_ROOT_INO
 
-static int setup(void **state)
-{
-	struct fst *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -1;
-	fst_setup(t, 0, KVFS_DUR_BATCH);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fst_teardown(*state);
-	free(*state);
-	return 0;
-}
-
-static uint64_t file(struct fst *t, uint64_t parent, const char *name)
-{
-	uint64_t ino = fst_file(t, parent, name);
-
-	kvfs_forget(t->fs, ino, 1);
-	return ino;
-}
-
 static int set(struct fst *t, uint64_t ino, const char *name, const char *val, int flags)
 {
 	return kvfs_setxattr(t->fs, ino, name, val, strlen(val), flags, NULL);
@@ -70,7 +44,7 @@ static int ts_cmp(struct timespec a, struct timespec b)
 static void test_set_get(void **state)
 {
 	struct fst *t = *state;
-	uint64_t f = file(t, ROOT, "f");
+	uint64_t f = fst_file_unref(t, ROOT, "f");
 	char buf[64];
 
 	assert_int_equal(get(t, f, "user.a", buf, sizeof(buf)), -ENODATA);
@@ -106,7 +80,7 @@ static void test_set_get(void **state)
 static void test_flags(void **state)
 {
 	struct fst *t = *state;
-	uint64_t f = file(t, ROOT, "f");
+	uint64_t f = fst_file_unref(t, ROOT, "f");
 	char buf[16];
 
 	assert_int_equal(set(t, f, "user.x", "1", XATTR_REPLACE), -ENODATA);
@@ -126,7 +100,7 @@ static void test_flags(void **state)
 static void test_names_and_limits(void **state)
 {
 	struct fst *t = *state;
-	uint64_t f = file(t, ROOT, "f");
+	uint64_t f = fst_file_unref(t, ROOT, "f");
 	char name[KVFS_XATTR_NAME_MAX + 2], buf[16];
 	char *big = calloc(1, KVFS_XATTR_SIZE_MAX + 1), *back = malloc(KVFS_XATTR_SIZE_MAX);
 	struct kvfs_entry e;
@@ -191,7 +165,7 @@ static void names_of(const char *buf, ssize_t n, char *out, size_t cap)
 static void test_list_remove(void **state)
 {
 	struct fst *t = *state;
-	uint64_t f = file(t, ROOT, "f"), g = file(t, ROOT, "g");
+	uint64_t f = fst_file_unref(t, ROOT, "f"), g = fst_file_unref(t, ROOT, "g");
 	char buf[256], s[256];
 	ssize_t n;
 
@@ -227,7 +201,7 @@ static void test_list_remove(void **state)
 static void test_ctime(void **state)
 {
 	struct fst *t = *state;
-	uint64_t f = file(t, ROOT, "f");
+	uint64_t f = fst_file_unref(t, ROOT, "f");
 	struct stat st0 = fst_stat(t, f), st1;
 	struct timespec now;
 
@@ -267,7 +241,7 @@ static void test_inline_kept(void **state)
 static void test_persist_and_drop(void **state)
 {
 	struct fst *t = *state;
-	uint64_t f = file(t, ROOT, "f"), held = fst_file(t, ROOT, "held");
+	uint64_t f = fst_file_unref(t, ROOT, "f"), held = fst_file(t, ROOT, "held");
 	uint8_t lo[KVFS_KEY_MAX], hi[KVFS_KEY_MAX];
 	struct kv_iter *it;
 	char buf[64];
@@ -297,7 +271,7 @@ static void test_persist_and_drop(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, fst_fixture_setup, fst_fixture_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_set_get), T(test_flags),	      T(test_names_and_limits), T(test_list_remove),
 		T(test_ctime),	 T(test_inline_kept), T(test_persist_and_drop),

@@ -22,8 +22,6 @@
 
 #define ROOT KVFS_ROOT_INO
 
-/* Helpers that drop the lookup reference creates take, as the kernel's
- * forget would: an unreferenced inode is deleted at its last unlink. */
 /* The ino @name resolves to in @parent, or a negative errno. */
 static int64_t look(struct fst *t, uint64_t parent, const char *name)
 {

@@ -35,6 +35,17 @@ void kvfs_log(struct kvfs *fs, int level, const char *fmt, ...)
 		fprintf(stderr, "kvfs: %s\n", msg);
 }
 
+void kvfs_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
 /* The engine's log hook, forwarded to the mount's. */
 static void engine_log(void *ctx, enum kv_log_level level, const char *msg)
 {
@@ -485,19 +496,6 @@ static int mount_scan(struct kvfs *fs)
 	return err;
 }
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* kv_open's errors in words. */
 static int open_store(const char *store, struct kv_options *ko, struct kv_db **db, char *err,
 		      size_t errlen)
@@ -508,29 +506,29 @@ static int open_store(const char *store, struct kv_options *ko, struct kv_db **d
 	case 0:
 		break;
 	case -ENOENT:
-		errf(err, errlen, "%s: no kvfs store here (make one with mkfs.kvfs)", store);
+		kvfs_errf(err, errlen, "%s: no kvfs store here (make one with mkfs.kvfs)", store);
 		break;
 	case -ENOTDIR:
-		errf(err, errlen, "%s: not a directory", store);
+		kvfs_errf(err, errlen, "%s: not a directory", store);
 		break;
 	case -EMEDIUMTYPE:
-		errf(err, errlen, "%s: not a kvfs store (the directory holds something else)",
-		     store);
+		kvfs_errf(err, errlen, "%s: not a kvfs store (the directory holds something else)",
+			  store);
 		break;
 	case -EBUSY:
-		errf(err, errlen, "%s: the store is in use (already mounted, or open in fsck)",
-		     store);
+		kvfs_errf(err, errlen, "%s: the store is in use (already mounted, or open in fsck)",
+			  store);
 		break;
 	case -EPROTONOSUPPORT:
-		errf(err, errlen, "%s: the store has a newer format than this kvfs supports",
-		     store);
+		kvfs_errf(err, errlen, "%s: the store has a newer format than this kvfs supports",
+			  store);
 		break;
 	case -EUCLEAN:
 	case -EBADMSG:
-		errf(err, errlen, "%s: the store is corrupt (run fsck.kvfs)", store);
+		kvfs_errf(err, errlen, "%s: the store is corrupt (run fsck.kvfs)", store);
 		break;
 	default:
-		errf(err, errlen, "%s: cannot open the store: %s", store, strerror(-e));
+		kvfs_errf(err, errlen, "%s: cannot open the store: %s", store, strerror(-e));
 	}
 	return e;
 }
@@ -542,28 +540,29 @@ static int read_super(struct kvfs *fs, char *err, size_t errlen)
 	int e;
 
 	if (n == -ENOENT) {
-		errf(err, errlen, "%s: a libkv store without a kvfs superblock: not a kvfs store",
-		     fs->store);
+		kvfs_errf(err, errlen,
+			  "%s: a libkv store without a kvfs superblock: not a kvfs store",
+			  fs->store);
 		return -EMEDIUMTYPE;
 	}
 	if (n < 0) {
-		errf(err, errlen, "%s: cannot read the superblock: %s", fs->store,
-		     strerror((int)-n));
+		kvfs_errf(err, errlen, "%s: cannot read the superblock: %s", fs->store,
+			  strerror((int)-n));
 		return (int)n;
 	}
 	e = kvfs_super_decode(val, (size_t)n, &fs->sb);
 	if (e == -EMEDIUMTYPE)
-		errf(err, errlen, "%s: the superblock has no kvfs magic: not a kvfs store",
-		     fs->store);
+		kvfs_errf(err, errlen, "%s: the superblock has no kvfs magic: not a kvfs store",
+			  fs->store);
 	else if (e == -EPROTONOSUPPORT)
-		errf(err, errlen,
-		     "%s: kvfs format version %u (features %#llx) is newer than this kvfs "
-		     "(version %u)",
-		     fs->store, fs->sb.version, (unsigned long long)fs->sb.features,
-		     KVFS_FORMAT_VERSION);
+		kvfs_errf(err, errlen,
+			  "%s: kvfs format version %u (features %#llx) is newer than this kvfs "
+			  "(version %u)",
+			  fs->store, fs->sb.version, (unsigned long long)fs->sb.features,
+			  KVFS_FORMAT_VERSION);
 	else if (e)
-		errf(err, errlen, "%s: the superblock is corrupt (%zd bytes; run fsck.kvfs)",
-		     fs->store, n);
+		kvfs_errf(err, errlen, "%s: the superblock is corrupt (%zd bytes; run fsck.kvfs)",
+			  fs->store, n);
 	return e;
 }
 
@@ -581,6 +580,7 @@ static void fs_free(struct kvfs *fs)
 		pthread_mutex_destroy(&fs->stripes[i]);
 	pthread_mutex_destroy(&fs->alloc_lock);
 	pthread_mutex_destroy(&fs->nodes_lock);
+	pthread_mutex_destroy(&fs->rename_lock);
 	free(fs->store);
 	free(fs);
 }
@@ -601,13 +601,14 @@ int kvfs_open(const char *store, const struct kvfs_options *o, struct kvfs **out
 	fs = calloc(1, sizeof(*fs));
 	if (!fs || !(fs->store = strdup(store))) {
 		free(fs);
-		errf(err, errlen, "%s: out of memory", store);
+		kvfs_errf(err, errlen, "%s: out of memory", store);
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < KVFS_LOCK_STRIPES; i++)
 		pthread_mutex_init(&fs->stripes[i], NULL);
 	pthread_mutex_init(&fs->alloc_lock, NULL);
 	pthread_mutex_init(&fs->nodes_lock, NULL);
+	pthread_mutex_init(&fs->rename_lock, NULL);
 	fs->durability = o->durability;
 	fs->read_only = o->read_only;
 	fs->log = o->log;
@@ -633,19 +634,19 @@ int kvfs_open(const char *store, const struct kvfs_options *o, struct kvfs **out
 		fs->ino_next = fs->ino_reserved = fs->sb.ino_next;
 		e = kvfs_inode_read(fs, KVFS_ROOT_INO, &root, NULL, 0, NULL);
 		if (e == -ENOENT || (!e && !S_ISDIR(root.mode))) {
-			errf(err, errlen, "%s: the root directory is missing (run fsck.kvfs)",
-			     store);
+			kvfs_errf(err, errlen, "%s: the root directory is missing (run fsck.kvfs)",
+				  store);
 			e = -EUCLEAN;
 		} else if (e) {
-			errf(err, errlen, "%s: cannot read the root directory: %s", store,
-			     strerror(-e));
+			kvfs_errf(err, errlen, "%s: cannot read the root directory: %s", store,
+				  strerror(-e));
 		}
 	}
 	if (!e) {
 		e = mount_scan(fs);
 		if (e)
-			errf(err, errlen, "%s: cannot scan inodes and orphans: %s", store,
-			     strerror(-e));
+			kvfs_errf(err, errlen, "%s: cannot scan inodes and orphans: %s", store,
+				  strerror(-e));
 	}
 	if (e) {
 		kv_close(fs->db);

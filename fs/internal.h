@@ -53,6 +53,8 @@ struct kvfs {
 
 	/* Namespace locks, by inode number (kvfs_lock_inodes). */
 	pthread_mutex_t stripes[KVFS_LOCK_STRIPES];
+	/* Held by renames across directories, before the stripes (fs/ns.c). */
+	pthread_mutex_t rename_lock;
 
 	/* The inode allocator: alloc_lock protects both. */
 	pthread_mutex_t alloc_lock;
@@ -144,6 +146,10 @@ int kvfs_batch_drop_inode(struct kv_batch *b, uint64_t ino); /* @in NULL */
  * for kvfs_batch_drop; its size and nblocks are the file's before). */
 int kvfs_batch_drop_blocks(struct kvfs *fs, struct kv_batch *b, uint64_t ino,
 			   const struct kvfs_inode *in, uint64_t from);
+
+/* Format a one-line reason into @err (if @err and @errlen). */
+void kvfs_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Log through the engine's log hook (or stderr). */
 void kvfs_log(struct kvfs *fs, int level, const char *fmt, ...)

@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,19 +14,6 @@
 #include <unistd.h>
 
 #define LOST_FOUND_INO 2ull
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* 1: @dir has entries, 0: empty, -errno. */
 static int dir_has_entries(const char *dir)
@@ -89,19 +75,19 @@ static int prepare_dir(const char *store, int force, char *err, size_t errlen)
 	if (stat(store, &st)) {
 		if (errno != ENOENT || mkdir(store, 0755)) {
 			e = -errno;
-			errf(err, errlen, "%s: cannot create the directory: %s", store,
-			     strerror(errno));
+			kvfs_errf(err, errlen, "%s: cannot create the directory: %s", store,
+				  strerror(errno));
 			return e;
 		}
 		return 0;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		errf(err, errlen, "%s: exists and is not a directory", store);
+		kvfs_errf(err, errlen, "%s: exists and is not a directory", store);
 		return -ENOTDIR;
 	}
 	e = dir_has_entries(store);
 	if (e < 0) {
-		errf(err, errlen, "%s: cannot read the directory: %s", store, strerror(-e));
+		kvfs_errf(err, errlen, "%s: cannot read the directory: %s", store, strerror(-e));
 		return e;
 	}
 	if (!e)
@@ -109,21 +95,23 @@ static int prepare_dir(const char *store, int force, char *err, size_t errlen)
 	e = probe(store);
 	if (e == -EBUSY) {
 		/* A store someone has open (mounted) is never touched. */
-		errf(err, errlen, "%s: the store is in use (mounted?); unmount it first", store);
+		kvfs_errf(err, errlen, "%s: the store is in use (mounted?); unmount it first",
+			  store);
 		return -EBUSY;
 	}
 	if (!force) {
 		if (e == -EEXIST)
-			errf(err, errlen, "%s: already holds a store (use -f to overwrite it)",
-			     store);
+			kvfs_errf(err, errlen, "%s: already holds a store (use -f to overwrite it)",
+				  store);
 		else
-			errf(err, errlen, "%s: the directory is not empty (use -f to wipe it)",
-			     store);
+			kvfs_errf(err, errlen, "%s: the directory is not empty (use -f to wipe it)",
+				  store);
 		return -EEXIST;
 	}
 	if (nftw(store, rm_one, 16, FTW_DEPTH | FTW_PHYS)) {
 		e = -errno;
-		errf(err, errlen, "%s: cannot empty the directory: %s", store, strerror(errno));
+		kvfs_errf(err, errlen, "%s: cannot empty the directory: %s", store,
+			  strerror(errno));
 		return e;
 	}
 	return 0;
@@ -156,13 +144,13 @@ int kvfs_mkfs(const char *store, const struct kvfs_mkfs_options *o, char *err, s
 	sb.block_size = o->block_size ? o->block_size : 4096;
 	if (sb.block_size < 1024 || sb.block_size > 65536 ||
 	    (sb.block_size & (sb.block_size - 1))) {
-		errf(err, errlen, "block size %u: must be a power of two from 1024 to 65536",
-		     sb.block_size);
+		kvfs_errf(err, errlen, "block size %u: must be a power of two from 1024 to 65536",
+			  sb.block_size);
 		return -EINVAL;
 	}
 	if (o->label && strlen(o->label) > sizeof(sb.label) - 1) {
-		errf(err, errlen, "label '%s': longer than %zu bytes", o->label,
-		     sizeof(sb.label) - 1);
+		kvfs_errf(err, errlen, "label '%s': longer than %zu bytes", o->label,
+			  sizeof(sb.label) - 1);
 		return -EINVAL;
 	}
 	e = prepare_dir(store, o->force, err, errlen);
@@ -190,7 +178,7 @@ int kvfs_mkfs(const char *store, const struct kvfs_mkfs_options *o, char *err, s
 	ko.error_if_exists = 1;
 	e = kv_open(store, &ko, &db);
 	if (e) {
-		errf(err, errlen, "%s: cannot create the store: %s", store, strerror(-e));
+		kvfs_errf(err, errlen, "%s: cannot create the store: %s", store, strerror(-e));
 		return e;
 	}
 	e = kv_batch_create(&b);
@@ -214,6 +202,7 @@ int kvfs_mkfs(const char *store, const struct kvfs_mkfs_options *o, char *err, s
 	if (!e)
 		e = e2;
 	if (e)
-		errf(err, errlen, "%s: cannot write the new filesystem: %s", store, strerror(-e));
+		kvfs_errf(err, errlen, "%s: cannot write the new filesystem: %s", store,
+			  strerror(-e));
 	return e;
 }

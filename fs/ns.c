@@ -23,7 +23,7 @@
  * Rename of a directory into its own subtree is found by walking the parent
  * fields up from the destination directory. That walk must see a tree that
  * does not change under it: every rename across two directories holds
- * rename_lock (as Linux's s_vfs_rename_mutex), and only such renames change
+ * fs->rename_lock (as Linux's s_vfs_rename_mutex), and only such renames change
  * a directory's parent. The lock order is rename_lock, then stripes.
  */
 #include "internal.h"
@@ -39,9 +39,6 @@
 #define NS_INLINE_CAP 4096u
 /* Deeper than any real tree: a longer parent chain is a loop (corruption). */
 #define NS_DEPTH_MAX (1u << 20)
-
-/* Serializes renames across directories (see the top of the file). */
-static pthread_mutex_t rename_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* An inode with its inline payload, to rewrite the value whole. */
 struct ibuf {
@@ -738,7 +735,7 @@ int kvfs_rename(struct kvfs *fs, uint64_t parent, const char *name, uint64_t new
 	r.dp = &bufs[3];
 
 	if (r.cross)
-		pthread_mutex_lock(&rename_lock);
+		pthread_mutex_lock(&fs->rename_lock);
 	err = rn_lock(fs, &r, locks);
 	if (!err)
 		err = rn_check(fs, &r);
@@ -751,6 +748,6 @@ int kvfs_rename(struct kvfs *fs, uint64_t parent, const char *name, uint64_t new
 	}
 	kvfs_unlock_inodes(fs, locks, 4);
 	if (r.cross)
-		pthread_mutex_unlock(&rename_lock);
+		pthread_mutex_unlock(&fs->rename_lock);
 	return err;
 }

@@ -423,9 +423,8 @@ void kvfs_forget(struct kvfs *fs, uint64_t ino, uint64_t n)
 
 /* ---- open and close --------------------------------------------------- */
 
-/* Call @fn for every key in [lo, hi) of the committed state. */
-static int scan(struct kvfs *fs, const uint8_t *lo, size_t llen, const uint8_t *hi, size_t hlen,
-		int (*fn)(struct kvfs *fs, const void *k, size_t klen, void *arg), void *arg)
+int kvfs_scan(struct kvfs *fs, const uint8_t *lo, size_t llen, const uint8_t *hi, size_t hlen,
+	      int (*fn)(struct kvfs *fs, const void *k, size_t klen, void *arg), void *arg)
 {
 	struct kv_iter *it;
 	int err = kv_iter_create(fs->db, NULL, &it);
@@ -478,7 +477,7 @@ static int mount_scan(struct kvfs *fs)
 
 	llen = kvfs_key_prefix(lo, KVFS_K_INODE, 0);
 	hlen = kvfs_key_prefix(hi, KVFS_K_ENTRY, 0);
-	err = scan(fs, lo, llen, hi, hlen, count_inode, &n);
+	err = kvfs_scan(fs, lo, llen, hi, hlen, count_inode, &n);
 	if (err)
 		return err;
 	atomic_store(&fs->inodes_used, (int64_t)n);
@@ -489,7 +488,7 @@ static int mount_scan(struct kvfs *fs)
 		return err;
 	llen = kvfs_key_prefix(lo, KVFS_K_ORPHAN, 0);
 	hi[0] = KVFS_K_ORPHAN + 1;
-	err = scan(fs, lo, llen, hi, 1, collect_orphan, b);
+	err = kvfs_scan(fs, lo, llen, hi, 1, collect_orphan, b);
 	if (!err && kv_batch_count(b))
 		err = kv_write(fs->db, NULL, b);
 	kv_batch_destroy(b);

@@ -392,33 +392,21 @@ static void write_inline(struct kvfs_file *f, uint64_t off, const void *src, siz
 
 /* ---- truncate ----------------------------------------------------------- */
 
-/* Data keys of @ino in [block 0, block @end), in the committed state. */
+static int count_key(struct kvfs *fs, const void *k, size_t klen, void *arg)
+{
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* Data keys of @ino in [block 0, block @end), appended ones included. */
 static int count_blocks(struct kvfs *fs, uint64_t ino, uint64_t end, uint64_t *out)
 {
 	uint8_t lo[KVFS_KEY_MAX], hi[KVFS_KEY_MAX];
 	size_t llen = kvfs_key_data(lo, ino, 0), hlen = kvfs_key_data(hi, ino, end);
-	struct kv_iter *it;
-	uint64_t n = 0;
-	int err;
+	int err = kv_sync(fs->db);
 
-	err = kv_sync(fs->db);
-	if (!err)
-		err = kv_iter_create(fs->db, NULL, &it);
-	if (err)
-		return err;
-	for (kv_iter_seek(it, lo, llen); kv_iter_valid(it); kv_iter_next(it)) {
-		size_t klen;
-		const void *k = kv_iter_key(it, &klen);
-		int c = memcmp(k, hi, klen < hlen ? klen : hlen);
-
-		if (c > 0 || (c == 0 && klen >= hlen))
-			break;
-		n++;
-	}
-	err = kv_iter_status(it);
-	kv_iter_destroy(it);
-	*out = n;
-	return err;
+	*out = 0;
+	return err ? err : kvfs_scan(fs, lo, llen, hi, hlen, count_key, out);
 }
 
 /* Shrink a file in blocks to @size. */

@@ -99,6 +99,14 @@ int kvfs_batch_put_inode(struct kv_batch *b, uint64_t ino, const struct kvfs_ino
 int kvfs_entry_read(struct kvfs *fs, uint64_t dir, const char *name, size_t len, uint64_t *ino,
 		    unsigned *type);
 
+/*
+ * Call @fn for every key in [@lo, @hi) of the committed state (kv_sync first
+ * to include appended writes), in order; stops at @fn's first nonzero
+ * return, which it returns, or at an iteration error.
+ */
+int kvfs_scan(struct kvfs *fs, const uint8_t *lo, size_t llen, const uint8_t *hi, size_t hlen,
+	      int (*fn)(struct kvfs *fs, const void *k, size_t klen, void *arg), void *arg);
+
 /* This thread's batch, cleared (one per thread, reused; never freed by the
  * caller). */
 struct kv_batch *kvfs_batch(void);

@@ -151,6 +151,7 @@ ssize_t kvfs_getxattr(struct kvfs *fs, uint64_t ino, const char *name, void *buf
 struct names {
 	char *buf;
 	size_t cap, len;
+	uint64_t ino; /* for messages */
 };
 
 static void add_name(struct names *nm, const char *name, size_t len)
@@ -162,39 +163,34 @@ static void add_name(struct names *nm, const char *name, size_t len)
 	nm->len += len + 1;
 }
 
+static int list_name(struct kvfs *fs, const void *k, size_t klen, void *arg)
+{
+	struct names *nm = arg;
+	struct kvfs_key key;
+
+	if (kvfs_key_parse(k, klen, &key) || key.type != KVFS_K_XATTR) {
+		kvfs_log(fs, KV_LOG_ERROR, "%s: inode %llu: corrupt xattr key skipped", fs->store,
+			 (unsigned long long)nm->ino);
+		return 0;
+	}
+	add_name(nm, key.name, key.namelen);
+	return 0;
+}
+
 ssize_t kvfs_listxattr(struct kvfs *fs, uint64_t ino, char *buf, size_t cap)
 {
 	uint8_t lo[KVFS_KEY_MAX], hi[KVFS_KEY_MAX];
 	size_t llen = kvfs_key_prefix(lo, KVFS_K_XATTR, ino);
 	size_t hlen = kvfs_key_prefix(hi, KVFS_K_XATTR, ino + 1);
-	struct names nm = { .buf = buf, .cap = cap };
+	struct names nm = { .buf = buf, .cap = cap, .ino = ino };
 	struct kvfs_inode in;
-	struct kv_iter *it;
 	int err;
 
 	err = kvfs_inode_read(fs, ino, &in, NULL, 0, NULL);
 	if (!err)
 		err = kv_sync(fs->db); /* make appended attributes visible to the scan */
 	if (!err)
-		err = kv_iter_create(fs->db, NULL, &it);
-	if (err)
-		return err;
-	for (kv_iter_seek(it, lo, llen); kv_iter_valid(it); kv_iter_next(it)) {
-		struct kvfs_key key;
-		size_t klen;
-		const void *k = kv_iter_key(it, &klen);
-
-		if (memcmp(k, hi, klen < hlen ? klen : hlen) >= 0)
-			break;
-		if (kvfs_key_parse(k, klen, &key) || key.type != KVFS_K_XATTR) {
-			kvfs_log(fs, KV_LOG_ERROR, "%s: inode %llu: corrupt xattr key skipped",
-				 fs->store, (unsigned long long)ino);
-			continue;
-		}
-		add_name(&nm, key.name, key.namelen);
-	}
-	err = kv_iter_status(it);
-	kv_iter_destroy(it);
+		err = kvfs_scan(fs, lo, llen, hi, hlen, list_name, &nm);
 	if (err)
 		return err;
 	if (cap && nm.len > cap)

@@ -11,7 +11,8 @@
  * and, with default_permissions, dropped S_ISGID from a chmod by a caller
  * outside the file's group):
  *   - mode: the type bits stay; the permission bits (with suid, sgid and
- *     sticky) are replaced.
+ *     sticky) are replaced, and an access ACL's owner, mask (or group) and
+ *     other entries follow them, in the same batch.
  *   - uid/gid on a non-directory: S_ISUID is cleared, and S_ISGID if the
  *     file is group-executable, whoever the caller is (chown_common() in
  *     Linux: root's chown clears them too). KVFS_SET_KILL_SUIDGID likewise.
@@ -23,6 +24,7 @@
  *   - ctime: the given one with KVFS_SET_CTIME (the kernel's writeback
  *     cache), else now whenever anything is set.
  */
+#include "acl.h"
 #include "data.h"
 
 #include <errno.h>
@@ -98,6 +100,11 @@ static int apply_attr(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, const 
 	if (to_set & (KVFS_SET_MTIME | KVFS_SET_MTIME_NOW))
 		set_time(&in->mtime, &attr->st_mtim, to_set & KVFS_SET_MTIME_NOW, &now);
 	in->ctime = (to_set & KVFS_SET_CTIME) ? attr->st_ctim : now;
+	if (to_set & KVFS_SET_MODE) {
+		err = kvfs_acl_on_chmod(fs, b, ino, in); /* posix_acl_chmod */
+		if (err)
+			return err;
+	}
 	return kvfs_file_put(b, ino, f);
 }
 

@@ -47,9 +47,16 @@
  *   - no splice: the data is copied into the engine's log buffer anyway.
  *   - locks (POSIX, flock, OFD) stay in the kernel, which is right for a
  *     local mount.
+ *   - POSIX ACLs (FUSE_CAP_POSIX_ACL): the kernel enforces them in its
+ *     permission checks and validates what is set; the library derives the
+ *     mode from an access ACL, inherits default ACLs and updates the ACL on
+ *     chmod (fs/acl.h). With it, DONT_MASK: the kernel sends the create mode
+ *     unmasked and the caller's umask beside it, for the library to apply
+ *     when the parent has no default ACL (and not when it has one).
  */
 #define FUSE_USE_VERSION 312
 
+#include "acl.h"
 #include "daemon.h"
 
 #include <fuse_lowlevel.h>
@@ -62,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 struct fs_fuse {
 	struct fuse_session *se;
@@ -72,6 +80,7 @@ struct fs_fuse {
 	unsigned long inflight;	 /* [lock] ops whose reply is still owed */
 	struct fs_unref *unrefs; /* [lock] references to drop (unref_drain) */
 	atomic_int nunrefs;	 /* [atomic] unrefs is not empty */
+	atomic_int posix_acl;	 /* [atomic] fs_ll_init: FUSE_CAP_POSIX_ACL granted */
 };
 
 /* ---- async replies -------------------------------------------------- */
@@ -298,8 +307,9 @@ static void req_cred(fuse_req_t req, struct kvfs_cred *cr)
 
 	cr->uid = c->uid;
 	cr->gid = c->gid;
-	/* Without FUSE_CAP_DONT_MASK the kernel has applied the umask. */
-	cr->umask = 0;
+	/* FUSE_CAP_DONT_MASK: the library applies the umask (0 for requests
+	 * other than create, mknod and mkdir). */
+	cr->umask = c->umask;
 }
 
 /* ---- a per-thread buffer for reads and xattrs ------------------------- */
@@ -359,14 +369,15 @@ static void fs_ll_init(void *userdata, struct fuse_conn_info *conn)
 {
 	unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_PARALLEL_DIROPS |
 			FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_READDIRPLUS |
-			FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_DIO;
+			FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_DIO |
+			FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
 	unsigned unwanted = FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
 			    FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_AUTO_INVAL_DATA |
-			    FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_DONT_MASK |
-			    FUSE_CAP_POSIX_ACL | FUSE_CAP_EXPORT_SUPPORT;
+			    FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_EXPORT_SUPPORT;
+	struct fs_fuse *f = userdata;
 
-	(void)userdata;
 	conn->want = (conn->want & ~unwanted) | (want & conn->capable);
+	atomic_store(&f->posix_acl, !!(conn->want & FUSE_CAP_POSIX_ACL));
 	/* Writeback of dirty pages and readahead are "background" requests:
 	 * let more of them run at once than the kernel's default 12. */
 	conn->max_background = 64;
@@ -814,18 +825,67 @@ static void fs_ll_statfs(fuse_req_t req, fuse_ino_t ino)
 /* ---- extended attributes ---------------------------------------------- */
 
 /*
- * POSIX ACLs are refused as on a filesystem mounted noacl. Without
- * FUSE_CAP_POSIX_ACL the kernel neither enforces them nor derives the mode
- * from them, and passes them through as plain attributes: stored, they
- * would claim permissions nobody enforces, and "cp -a" (which sets an ACL
- * equal to the mode instead of chmod when that works) would leave files
- * with the mode they were created with. EOPNOTSUPP makes tools fall back
- * to chmod.
+ * The kernel checks who may touch which namespace before a request gets
+ * here (trusted.* needs CAP_SYS_ADMIN, security.* is the LSMs', user.* and
+ * ACLs need write permission or ownership). Two things are left to the
+ * daemon, which knows the caller's ids but not its capabilities, and takes
+ * uid 0 as privileged: hiding trusted.* names from an unprivileged
+ * listxattr, and FUSE_SETXATTR_ACL_KILL_SGID (see acl_kill_sgid).
+ *
+ * Without FUSE_CAP_POSIX_ACL (a kernel that lacks it) the kernel would pass
+ * ACLs through as plain attributes nobody enforces: they are then refused
+ * as on a filesystem mounted noacl, and tools fall back to chmod.
  */
 static int is_posix_acl(const char *name)
 {
-	return !strcmp(name, "system.posix_acl_access") ||
-	       !strcmp(name, "system.posix_acl_default");
+	return !strcmp(name, KVFS_ACL_ACCESS) || !strcmp(name, KVFS_ACL_DEFAULT);
+}
+
+static int acl_refused(fuse_req_t req, const char *name)
+{
+	return !atomic_load(&req_fuse(req)->posix_acl) && is_posix_acl(name);
+}
+
+static int req_privileged(fuse_req_t req)
+{
+	return fuse_req_ctx(req)->uid == 0;
+}
+
+/* Whether the caller is in group @gid, primary or supplementary. */
+static int req_in_group(fuse_req_t req, gid_t gid)
+{
+	gid_t groups[64], *list = groups;
+	int n, in = 0;
+
+	if (fuse_req_ctx(req)->gid == gid)
+		return 1;
+	n = fuse_req_getgroups(req, 64, groups);
+	if (n > 64) {
+		list = malloc((size_t)n * sizeof(*list));
+		n = list ? fuse_req_getgroups(req, n, list) : -ENOMEM;
+	}
+	for (int i = 0; i < n && !in; i++)
+		in = list[i] == gid;
+	if (list != groups)
+		free(list);
+	return in;
+}
+
+/*
+ * Setting an access ACL clears S_ISGID unless the caller is in the file's
+ * group or privileged (Linux's posix_acl_update_mode). The kernel says so
+ * with FUSE_SETXATTR_ACL_KILL_SGID only under FUSE_SETXATTR_EXT, which
+ * libfuse 3.14 neither negotiates nor passes on: decided here, on the same
+ * facts (the caller's groups, the file's group as of now).
+ */
+static int acl_kill_sgid(fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+
+	if (req_privileged(req) || kvfs_getattr(req_fuse(req)->fs, ino, &st) ||
+	    !(st.st_mode & S_ISGID))
+		return 0;
+	return !req_in_group(req, st.st_gid);
 }
 
 static void fs_ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
@@ -834,10 +894,13 @@ static void fs_ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, con
 	struct fs_fuse *f = req_fuse(req);
 	struct fs_op *op;
 
-	if (is_posix_acl(name)) {
+	if (acl_refused(req, name)) {
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
+	flags &= XATTR_CREATE | XATTR_REPLACE;
+	if (size && !strcmp(name, KVFS_ACL_ACCESS) && acl_kill_sgid(req, ino))
+		flags |= KVFS_XATTR_ACL_KILL_SGID;
 	op = op_new(req, FS_REPLY_ERR);
 	if (!op)
 		return;
@@ -859,7 +922,7 @@ static void fs_ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 {
 	char *buf = size ? tbuf_get(size) : NULL;
 
-	if (is_posix_acl(name)) {
+	if (acl_refused(req, name)) {
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
@@ -870,15 +933,66 @@ static void fs_ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 	reply_xattr(req, size, kvfs_getxattr(req_fuse(req)->fs, ino, name, buf, size), buf);
 }
 
+/* Drop the trusted.* names from the @n bytes of names at @buf; the new length. */
+static size_t drop_trusted(char *buf, size_t n)
+{
+	size_t in = 0, out = 0;
+
+	while (in < n) {
+		size_t len = strnlen(buf + in, n - in) + 1;
+
+		if (strncmp(buf + in, "trusted.", 8)) {
+			memmove(buf + out, buf + in, len);
+			out += len;
+		}
+		in += len;
+	}
+	return out;
+}
+
+/* The caller is not privileged: the list without trusted.* (Linux lists
+ * them only to CAP_SYS_ADMIN), the size protocol applying to what is left. */
+static ssize_t list_unprivileged(struct kvfs *fs, fuse_ino_t ino, char **out)
+{
+	ssize_t n = kvfs_listxattr(fs, ino, NULL, 0);
+	char *buf;
+
+	for (;;) {
+		if (n <= 0)
+			return n;
+		buf = tbuf_get((size_t)n);
+		if (!buf)
+			return -ENOMEM;
+		n = kvfs_listxattr(fs, ino, buf, (size_t)n);
+		if (n != -ERANGE)
+			break;
+		n = kvfs_listxattr(fs, ino, NULL, 0); /* it grew meanwhile */
+	}
+	if (n > 0)
+		n = (ssize_t)drop_trusted(buf, (size_t)n);
+	*out = buf;
+	return n;
+}
+
 static void fs_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	char *buf = size ? tbuf_get(size) : NULL;
+	struct kvfs *fs = req_fuse(req)->fs;
+	char *buf = NULL;
+	ssize_t n;
 
+	if (!req_privileged(req)) {
+		n = list_unprivileged(fs, ino, &buf);
+		if (n >= 0 && size && (size_t)n > size)
+			n = -ERANGE;
+		reply_xattr(req, size, n, buf);
+		return;
+	}
+	buf = size ? tbuf_get(size) : NULL;
 	if (size && !buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	reply_xattr(req, size, kvfs_listxattr(req_fuse(req)->fs, ino, buf, size), buf);
+	reply_xattr(req, size, kvfs_listxattr(fs, ino, buf, size), buf);
 }
 
 static void fs_ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -886,7 +1000,7 @@ static void fs_ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct fs_fuse *f = req_fuse(req);
 	struct fs_op *op;
 
-	if (is_posix_acl(name)) {
+	if (acl_refused(req, name)) {
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}

@@ -26,6 +26,7 @@
  * fs->rename_lock (as Linux's s_vfs_rename_mutex), and only such renames change
  * a directory's parent. The lock order is rename_lock, then stripes.
  */
+#include "acl.h"
 #include "internal.h"
 
 #include <dirent.h>
@@ -250,7 +251,7 @@ int kvfs_readlink(struct kvfs *fs, uint64_t ino, char *buf, size_t cap)
 
 /* What a new inode is: its mode and, for device files and symlinks, more. */
 struct newnode {
-	mode_t mode; /* type | permission bits, before umask */
+	mode_t mode; /* type | permission bits, before umask or default ACL */
 	dev_t rdev;
 	const char *target; /* symlink */
 	size_t tlen;
@@ -264,8 +265,7 @@ static void init_inode(struct kvfs_inode *in, const struct kvfs_cred *cr,
 	mode_t perm = nn->mode & 07777;
 
 	memset(in, 0, sizeof(*in));
-	if (cr && cr->umask && !S_ISLNK(nn->mode))
-		perm &= ~cr->umask;
+	/* The umask, or the parent's default ACL: kvfs_acl_new_inode. */
 	in->uid = cr ? cr->uid : 0;
 	in->gid = cr ? cr->gid : 0;
 	if (dir->mode & S_ISGID) {
@@ -327,7 +327,9 @@ static int make_node(struct kvfs *fs, const struct kvfs_cred *cr, uint64_t paren
 		dir.in.nlink++;
 	dir.in.mtime = dir.in.ctime = now;
 	b = kvfs_batch();
-	err = kvfs_batch_put_inode(b, ino, &in, nn->target, nn->tlen);
+	err = kvfs_acl_new_inode(fs, b, parent, &dir.in, ino, &in, cr ? cr->umask : 0);
+	if (!err)
+		err = kvfs_batch_put_inode(b, ino, &in, nn->target, nn->tlen);
 	if (!err)
 		err = put_entry(b, parent, name, len, ino, in.mode);
 	if (!err)

@@ -5,9 +5,10 @@
 set -eu
 
 # The integration tests (tests/integration/) also run attr (setfattr,
-# getfattr), rsync, git, sqlite3 and tar on a mounted kvfs.
+# getfattr), acl (setfacl, getfacl), rsync, git, sqlite3 and tar on a
+# mounted kvfs.
 pkgs="cmake make gcc pkg-config libfuse3-dev fuse3 liburing-dev libcmocka-dev libxxhash-dev
-      attr rsync git sqlite3 tar $*"
+      attr acl rsync git sqlite3 tar $*"
 
 missing=""
 for p in $pkgs; do

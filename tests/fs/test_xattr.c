@@ -66,10 +66,12 @@ static void test_set_get(void **state)
 	/* Every namespace; binary values. */
 	assert_int_equal(set(t, f, "trusted.t", "T", 0), 0);
 	assert_int_equal(set(t, f, "security.s", "S", 0), 0);
+	assert_int_equal(set(t, f, "system.other", "Y", 0), 0);
+	/* ACLs are checked (tests/fs/test_acl.c covers them). */
 	assert_int_equal(kvfs_setxattr(t->fs, f, "system.posix_acl_access", "\0\1\2", 3, 0, NULL),
-			 0);
-	assert_int_equal(kvfs_getxattr(t->fs, f, "system.posix_acl_access", buf, sizeof(buf)), 3);
-	assert_memory_equal(buf, "\0\1\2", 3);
+			 -EINVAL);
+	assert_int_equal(kvfs_getxattr(t->fs, f, "system.posix_acl_access", buf, sizeof(buf)),
+			 -ENODATA);
 	/* Directories carry them too, as does the root. */
 	assert_int_equal(set(t, ROOT, "user.root", "r", 0), 0);
 	assert_int_equal(get(t, ROOT, "user.root", buf, sizeof(buf)), 1);
@@ -150,6 +152,52 @@ static void test_names_and_limits(void **state)
 	assert_int_equal(set(t, e.ino, "user.a", "v", 0), -EPERM);
 	free(big);
 	free(back);
+}
+
+/* Every namespace behaves the same: flags, absence, sizes, name lengths. */
+static void test_namespaces(void **state)
+{
+	static const char *const ns[] = { "user.", "trusted.", "security." };
+	struct fst *t = *state;
+	uint64_t f = fst_file_unref(t, ROOT, "f");
+	char *big = malloc(KVFS_XATTR_SIZE_MAX + 1), name[KVFS_XATTR_NAME_MAX + 2], buf[16];
+
+	assert_non_null(big);
+	memset(big, 'v', KVFS_XATTR_SIZE_MAX + 1);
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		size_t p = strlen(ns[i]);
+
+		snprintf(name, sizeof(name), "%sx", ns[i]);
+		assert_int_equal(get(t, f, name, buf, sizeof(buf)), -ENODATA);
+		assert_int_equal(kvfs_removexattr(t->fs, f, name, NULL), -ENODATA);
+		assert_int_equal(set(t, f, name, "1", XATTR_REPLACE), -ENODATA);
+		assert_int_equal(set(t, f, name, "1", XATTR_CREATE), 0);
+		assert_int_equal(set(t, f, name, "2", XATTR_CREATE), -EEXIST);
+		assert_int_equal(set(t, f, name, "33", XATTR_REPLACE), 0);
+		assert_int_equal(get(t, f, name, buf, 1), -ERANGE);
+		assert_int_equal(get(t, f, name, buf, sizeof(buf)), 2);
+		assert_string_equal(buf, "33");
+		/* The size limit, exactly and one over. */
+		assert_int_equal(kvfs_setxattr(t->fs, f, name, big, KVFS_XATTR_SIZE_MAX + 1, 0,
+					       NULL),
+				 -E2BIG);
+		assert_int_equal(get(t, f, name, buf, sizeof(buf)), 2);
+		assert_int_equal(kvfs_setxattr(t->fs, f, name, big, KVFS_XATTR_SIZE_MAX, 0, NULL),
+				 0);
+		assert_int_equal(kvfs_getxattr(t->fs, f, name, NULL, 0), KVFS_XATTR_SIZE_MAX);
+		assert_int_equal(kvfs_removexattr(t->fs, f, name, NULL), 0);
+		assert_int_equal(get(t, f, name, buf, sizeof(buf)), -ENODATA);
+		/* Names: 255 bytes with the prefix, not 256. */
+		memcpy(name, ns[i], p);
+		memset(name + p, 'n', sizeof(name) - p);
+		name[KVFS_XATTR_NAME_MAX + 1] = '\0';
+		assert_int_equal(set(t, f, name, "v", 0), -ERANGE);
+		name[KVFS_XATTR_NAME_MAX] = '\0';
+		assert_int_equal(set(t, f, name, "v", 0), 0);
+		assert_int_equal(get(t, f, name, buf, sizeof(buf)), 1);
+	}
+	assert_int_equal(kvfs_listxattr(t->fs, f, NULL, 0), 3 * (KVFS_XATTR_NAME_MAX + 1));
+	free(big);
 }
 
 /* Split a listxattr buffer into a sorted, comparable string. */
@@ -274,7 +322,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, fst_fixture_setup, fst_fixture_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_set_get), T(test_flags),	      T(test_names_and_limits), T(test_list_remove),
-		T(test_ctime),	 T(test_inline_kept), T(test_persist_and_drop),
+		T(test_ctime),	 T(test_inline_kept), T(test_persist_and_drop), T(test_namespaces),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

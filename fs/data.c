@@ -10,6 +10,9 @@
  *   - Blocks: byte range [i * bs, (i + 1) * bs) of the file is the value of
  *     kvfs_key_data(ino, i), bs = fs->block_size. A value may be shorter
  *     than bs: the missing tail reads as zeros. A missing key is a hole.
+ *     An empty value is an allocated, unwritten block (fallocate, or a
+ *     hole punched through a block's stored bytes: fs/extent.c): it reads
+ *     as zeros and counts in nblocks; nothing here treats it specially.
  *
  * Invariants (fsck checks them)
  *   1. An inline file has inline_len <= size <= inline_max; bytes between
@@ -388,6 +391,16 @@ static void write_inline(struct kvfs_file *f, uint64_t off, const void *src, siz
 	f->inline_len = size;
 	f->in.size = size;
 	f->in.flags |= KVFS_IF_INLINE;
+}
+
+int kvfs_file_write(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, uint64_t off,
+		    const void *src, size_t len, struct kv_batch *b)
+{
+	if (file_inline(fs, &f->in) && off + len <= fs->inline_max) {
+		write_inline(f, off, src, len);
+		return 0;
+	}
+	return write_blocks(fs, ino, f, off, src, len, b);
 }
 
 /* ---- truncate ----------------------------------------------------------- */

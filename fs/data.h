@@ -47,6 +47,18 @@ int kvfs_file_put(struct kv_batch *b, uint64_t ino, const struct kvfs_file *f);
 int kvfs_file_truncate(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, uint64_t size,
 		       struct kv_batch *b);
 
+/*
+ * Write @len bytes of @src at @off of regular file @ino (state in @f, under
+ * its stripe lock), as one chunk of kvfs_write does: inline if the file is
+ * inline and stays within inline_max, else in blocks (an inline file moves
+ * to blocks in @b). Adds the blocks to @b and updates f->in's size, nblocks
+ * and flags; the caller sets the times, puts the inode and appends @b. The
+ * blocks touched are read with KV_READ_LATEST, so @b must not already hold
+ * one of them. Used by fs/extent.c (copy_file_range).
+ */
+int kvfs_file_write(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, uint64_t off,
+		    const void *src, size_t len, struct kv_batch *b);
+
 /* Clear S_ISUID, and S_ISGID if group-executable, of a non-directory. */
 void kvfs_kill_suid(struct kvfs_inode *in);
 

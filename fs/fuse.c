@@ -688,6 +688,64 @@ static void fs_ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	fuse_reply_err(req, -kvfs_sync(req_fuse(req)->fs));
 }
 
+/* ---- allocation, holes, copies (fs/extent.c) -------------------------- */
+
+/* The kernel has written back the dirty pages of a range it punches. */
+static void fs_ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+			    struct fuse_file_info *fi)
+{
+	struct fs_op *op = op_new(req, FS_REPLY_ERR);
+
+	(void)fi;
+	if (!op)
+		return;
+	op_finish(op, kvfs_fallocate(req_fuse(req)->fs, ino, mode, (uint64_t)offset,
+				     (uint64_t)length, &op->done));
+}
+
+/*
+ * SEEK_DATA/SEEK_HOLE only reach us (the kernel answers the others). The
+ * kernel does not write back dirty pages first: data still in the
+ * writeback cache (written, not yet flushed, closed or fsynced) is not seen.
+ */
+static void fs_ll_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+			struct fuse_file_info *fi)
+{
+	uint64_t pos = 0;
+	int err = kvfs_lseek(req_fuse(req)->fs, ino, (uint64_t)off, whence, &pos);
+
+	(void)fi;
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_lseek(req, (off_t)pos);
+}
+
+/* Bytes per copy request: the reply's count is 32 bits (fuse_write_out). */
+#define FS_COPY_MAX (1ul << 30)
+
+/*
+ * The kernel wrote back both ranges first, clears S_ISUID/S_ISGID of the
+ * destination itself (file_modified: a setattr) and drops the copied pages
+ * afterwards, so the copy needs neither the data nor kill_suid here.
+ */
+static void fs_ll_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+				  struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+				  struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct fs_op *op = op_new(req, FS_REPLY_WRITE);
+
+	(void)fi_in;
+	(void)fi_out;
+	if (!op)
+		return;
+	if (len > FS_COPY_MAX)
+		len = FS_COPY_MAX;
+	op_finish(op, kvfs_copy_file_range(req_fuse(req)->fs, ino_in, (uint64_t)off_in, ino_out,
+					   (uint64_t)off_out, len, (unsigned)flags, 0, &op->count,
+					   &op->done));
+}
+
 /* ---- directories ------------------------------------------------------ */
 
 /* Directories need no open state: readdir's cookies say where to go on. */
@@ -1033,6 +1091,9 @@ static const struct fuse_lowlevel_ops fs_ll_ops = {
 	.flush = fs_ll_flush,
 	.release = fs_ll_release,
 	.fsync = fs_ll_fsync,
+	.fallocate = fs_ll_fallocate,
+	.lseek = fs_ll_lseek,
+	.copy_file_range = fs_ll_copy_file_range,
 	.opendir = fs_ll_opendir,
 	.readdir = fs_ll_readdir,
 	.readdirplus = fs_ll_readdirplus,

@@ -109,7 +109,9 @@ void kvfs_info(struct kvfs *fs, struct kvfs_info *out);
 struct kvfs_cred {
 	uid_t uid;
 	gid_t gid;
-	mode_t umask; /* already applied by the kernel when 0 */
+	mode_t umask; /* the caller's umask: applied to a new inode unless its
+		       * directory has a default ACL (the daemon runs with
+		       * FUSE_CAP_DONT_MASK); 0 = none */
 };
 
 struct kvfs_done {
@@ -235,7 +237,9 @@ int kvfs_statfs(struct kvfs *fs, struct statvfs *st);
 
 /* ---- extended attributes ---------------------------------------------- */
 
-/* @flags: XATTR_CREATE / XATTR_REPLACE. */
+/* @flags: XATTR_CREATE / XATTR_REPLACE. The names system.posix_acl_access
+ * and system.posix_acl_default are POSIX ACLs, validated and tied to the
+ * mode (fs/acl.h, also for the KVFS_XATTR_ACL_KILL_SGID flag). */
 int kvfs_setxattr(struct kvfs *fs, uint64_t ino, const char *name, const void *value, size_t size,
 		  int flags, const struct kvfs_done *done);
 /* Returns the value's size; copies it if @cap is big enough, -ERANGE if not
@@ -244,6 +248,73 @@ ssize_t kvfs_getxattr(struct kvfs *fs, uint64_t ino, const char *name, void *buf
 /* NUL-separated names; same size protocol as getxattr. */
 ssize_t kvfs_listxattr(struct kvfs *fs, uint64_t ino, char *buf, size_t cap);
 int kvfs_removexattr(struct kvfs *fs, uint64_t ino, const char *name, const struct kvfs_done *done);
+
+/* ---- allocation, holes, copies ---------------------------------------- */
+
+/*
+ * fs/extent.c. A block of a file is stored (data), a hole (no key, reads as
+ * zeros), or allocated but unwritten (a zero-length value: reads as zeros,
+ * counts in st_blocks, reported as data by SEEK_DATA); see fs/FORMAT.md.
+ * kvfs cannot reserve space ahead (every write of an LSM store takes new
+ * space), so unlike fallocate(2)'s promise a later write into an allocated
+ * range may still fail with -ENOSPC.
+ */
+
+/* fallocate modes: the values of FALLOC_FL_KEEP_SIZE and _PUNCH_HOLE. */
+#define KVFS_FALLOC_KEEP_SIZE 0x01
+#define KVFS_FALLOC_PUNCH_HOLE 0x02
+
+/*
+ * fallocate(2) on regular file @ino, @len bytes at @off. Modes:
+ * - 0: allocate every hole of the range (zero-length blocks) and grow the
+ *   size to @off + @len if that is larger (mtime too then; ctime always).
+ * - KVFS_FALLOC_KEEP_SIZE: the same without changing the size; the part of
+ *   the range at or past EOF is not allocated (the format keeps no block
+ *   past EOF, see fs/FORMAT.md), so only what lies inside the file is.
+ * - KVFS_FALLOC_PUNCH_HOLE | KVFS_FALLOC_KEEP_SIZE: the range reads as
+ *   zeros, the size is unchanged; blocks wholly inside it are deleted (a
+ *   range tombstone beyond a few: O(1) whatever the range), blocks at its
+ *   edges are zeroed in place and stay allocated. One batch, atomic.
+ * An inline file that gets blocks allocated moves to blocks first (same
+ * bytes). Allocation appends one batch per 4096 blocks, in order, under
+ * the inode's lock: a crash may keep a prefix of them (each one consistent:
+ * size, st_blocks and keys agree). Errors: -EINVAL (@off above INT64_MAX, @len 0 or
+ * above INT64_MAX), -EOPNOTSUPP (any other mode, PUNCH_HOLE without
+ * KEEP_SIZE), -EFBIG (@off + @len past INT64_MAX), -EISDIR, -ENODEV (not a
+ * regular file), -EROFS, -ENOENT, -ENOSPC/-EIO from the store.
+ */
+int kvfs_fallocate(struct kvfs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len,
+		   const struct kvfs_done *done);
+
+/*
+ * lseek(2) SEEK_DATA (@whence 3) or SEEK_HOLE (@whence 4) from @off, at
+ * block granularity (an inline file is all data): *out gets the offset of
+ * the first data (hole) byte at or after @off; EOF counts as a hole.
+ * -ENXIO if @off is at or past EOF (or no data follows it, SEEK_DATA),
+ * -EINVAL for another @whence or a file that is not regular. Takes no lock;
+ * a sparse file is scanned after kv_sync (O(blocks stored after @off up to
+ * the answer)); a dense or inline one is answered from its inode.
+ */
+int kvfs_lseek(struct kvfs *fs, uint64_t ino, uint64_t off, int whence, uint64_t *out);
+
+/*
+ * copy_file_range(2): copy min(@len, size_in - @off_in) bytes of @ino_in at
+ * @off_in to @ino_out at @off_out, inside the library (the data never
+ * leaves the daemon). Where the two offsets have the same alignment in a
+ * block, whole blocks go key to key (a hole stays a hole, an allocated
+ * block stays allocated); partial blocks are merged as a write would.
+ * The destination grows as by kvfs_write; @kill_suid as there. *copied gets
+ * the count before anything is appended. Without @done, returns the bytes
+ * copied (short if a later batch failed); with @done, 0 if there was
+ * nothing to copy, else KVFS_PENDING. Copies of more than 128 KiB go out as
+ * several batches in order (a crash can keep a prefix). Errors: -EINVAL
+ * (@flags not 0, an offset above INT64_MAX, overlapping ranges of one file,
+ * a file that is not regular), -EISDIR, -EFBIG (@off_out at INT64_MAX),
+ * -EROFS, -ENOENT, -ENOSPC/-EIO.
+ */
+ssize_t kvfs_copy_file_range(struct kvfs *fs, uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
+			     uint64_t off_out, size_t len, unsigned flags, int kill_suid,
+			     size_t *copied, const struct kvfs_done *done);
 
 #ifdef __cplusplus
 }

@@ -530,7 +530,8 @@ static void scan_owned(struct fsck *c, struct scan *s, const struct kvfs_key *ke
 		seek_past(s, KVFS_K_DATA, key->ino);
 		return;
 	}
-	if (!vlen || vlen > c->sb.block_size ||
+	/* An empty value: a block allocated by fallocate (reads as zeros). */
+	if (vlen > c->sb.block_size ||
 	    key->block >= (UINT64_MAX >> 1) / c->sb.block_size) {
 		if (fsck_ask(c, false, "Delete", "Data block %llu of inode %llu holds %zu bytes",
 			     (unsigned long long)key->block, (unsigned long long)key->ino, vlen))
@@ -540,8 +541,10 @@ static void scan_owned(struct fsck *c, struct scan *s, const struct kvfs_key *ke
 		return;
 	}
 	r->u.f.dkeys++;
-	if (key->block * c->sb.block_size + vlen > r->u.f.dend)
-		r->u.f.dend = key->block * c->sb.block_size + vlen;
+	/* An empty block still reaches into its block: every data key must
+	 * lie below block ceil(size / block size). */
+	if (key->block * c->sb.block_size + (vlen ? vlen : 1) > r->u.f.dend)
+		r->u.f.dend = key->block * c->sb.block_size + (vlen ? vlen : 1);
 }
 
 static int scan_orphan(struct fsck *c, const struct kvfs_key *key, const void *k, size_t klen)

@@ -25,6 +25,36 @@
  * table's part of the key space, so tables of a level stay disjoint.
  * "Bottom" (nothing older can be below) means every deeper level is empty;
  * there, tombstones every reader sees are dropped with what they hide.
+ *
+ * Reclaiming what range tombstones hide (deleting a big file's keys is one
+ * tombstone; its data would otherwise stay on disk until size-triggered
+ * compactions happen to bring the two together):
+ *   - a table's "debt" is the estimated bytes of data below it that its
+ *     tombstones cover: for each fragment, the tables of every deeper level
+ *     (and, in level 0, the older level-0 tables) it overlaps, each counted
+ *     in proportion to the part of its key range covered (the first 8 bytes
+ *     past the common prefix of its smallest and largest key read as
+ *     numbers). File metadata only, no I/O; computed once per version, by
+ *     the compaction thread, the first time it finds no size-triggered work;
+ *   - when no size-triggered compaction is due, the table with the largest
+ *     debt, if that is at least table_target_size and at least the table's
+ *     own size, is compacted as its level would be (level 0: all of it),
+ *     which pushes its tombstones one level down; the next version scores
+ *     the outputs against the levels still below, so a tombstone walks
+ *     down to the bottom, where it is dropped with what it hid;
+ *   - the active memtable's tombstones are scored the same way against all
+ *     tables (each once per version: as it is first seen, and all again
+ *     when the shape has changed since); when they cover at least
+ *     table_target_size, the compaction thread flushes it (kv_flush), so an
+ *     idle store still gets its space back;
+ *   - any compaction skips, without reading it, an input table every entry
+ *     of which a tombstone of the inputs hides from every reader (the
+ *     tombstones cover its whole key range, are newer than all of it and
+ *     seen by the oldest reader that sees any of it): dropping the data of
+ *     a deleted range costs the tables at its edges, not its size. The
+ *     skipped table's own tombstones still go to the outputs.
+ * With manual_background only kv_compact runs (a full compaction, which
+ * drops everything hidden and skips what it can).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -197,6 +227,31 @@ static int pick_full(const struct kv_version *v, struct job *j)
 	return err ? err : 1;
 }
 
+/* A compaction of @level into the next: level 0 all of it, a deeper level
+ * table @pick; with the tables of the next level they overlap. */
+static int fill_job(const struct kv_version *v, struct job *j, int level, size_t pick)
+{
+	int err = 0;
+
+	j->level = level;
+	j->out_level = level + 1;
+	if (level == 0) {
+		for (size_t i = 0; i < v->n[0] && !err; i++)
+			err = job_add(j, v->files[0][i], v->n[0] + v->n[1]);
+	} else {
+		err = job_add(j, v->files[level][pick], 1 + v->n[level + 1]);
+	}
+	if (!err)
+		err = add_overlapping(j, v, j->nin + v->n[j->out_level]);
+	if (err)
+		return err;
+	j->bottom = 1;
+	for (int l = j->out_level + 1; l < KV_MAX_LEVELS; l++)
+		if (v->n[l])
+			j->bottom = 0;
+	return 0;
+}
+
 static int pick_level(struct kv_db *db, const struct kv_version *v, struct job *j)
 {
 	double best = 1.0;
@@ -218,15 +273,7 @@ static int pick_level(struct kv_db *db, const struct kv_version *v, struct job *
 	}
 	if (level < 0)
 		return 0;
-	j->level = level;
-	j->out_level = level + 1;
-	if (level == 0) {
-		for (size_t i = 0; i < v->n[0]; i++) {
-			err = job_add(j, v->files[0][i], v->n[0] + v->n[1]);
-			if (err)
-				return err;
-		}
-	} else {
+	if (level > 0) {
 		/* Round robin: the first table past the cursor. */
 		const uint8_t *cur = db->compact_cursor[level];
 		size_t curlen = db->compact_cursor_len[level];
@@ -238,18 +285,9 @@ static int pick_level(struct kv_db *db, const struct kv_version *v, struct job *
 				break;
 		if (pick == v->n[level])
 			pick = 0;
-		err = job_add(j, v->files[level][pick], 1 + v->n[level + 1]);
-		if (err)
-			return err;
 	}
-	err = add_overlapping(j, v, j->nin + v->n[j->out_level]);
-	if (err)
-		return err;
-	j->bottom = 1;
-	for (int l = j->out_level + 1; l < KV_MAX_LEVELS; l++)
-		if (v->n[l])
-			j->bottom = 0;
-	return 1;
+	err = fill_job(v, j, level, pick);
+	return err ? err : 1;
 }
 
 static void set_cursor(struct kv_db *db, int level, const struct kv_file_meta *m)
@@ -262,6 +300,222 @@ static void set_cursor(struct kv_db *db, int level, const struct kv_file_meta *m
 	memcpy(p, m->largest, ulen);
 	db->compact_cursor[level] = p;
 	db->compact_cursor_len[level] = ulen;
+}
+
+/* ---- reclaiming what range tombstones hide ---- */
+
+/* Eight bytes of @k from @off, big-endian, zero padded. */
+static uint64_t key_word(const uint8_t *k, size_t len, size_t off)
+{
+	uint64_t w = 0;
+
+	for (size_t i = 0; i < 8; i++)
+		w = w << 8 | (off + i < len ? k[off + i] : 0);
+	return w;
+}
+
+/* Where @k (lo <= k <= hi) lies between @lo and @hi, from 0 to 1. */
+static double key_pos(const uint8_t *lo, size_t lolen, const uint8_t *hi, size_t hilen,
+		      const uint8_t *k, size_t klen)
+{
+	size_t p = 0;
+	uint64_t a, b, x;
+
+	while (p < lolen && p < hilen && lo[p] == hi[p])
+		p++;
+	a = key_word(lo, lolen, p);
+	b = key_word(hi, hilen, p);
+	x = key_word(k, klen, p);
+	if (x <= a || b <= a)
+		return 0;
+	if (x >= b)
+		return 1;
+	return (double)(x - a) / (double)(b - a);
+}
+
+/* Estimated bytes of table @m in user keys [@s, @e). */
+static uint64_t meta_covered(const struct kv_file_meta *m, const uint8_t *s, size_t slen,
+			     const uint8_t *e, size_t elen)
+{
+	const uint8_t *lo = m->smallest, *hi = m->largest;
+	size_t ll = kv_ikey_ulen(m->slen), hl = kv_ikey_ulen(m->llen);
+	double f0 = 0, f1 = 1;
+
+	if (kv_ukey_cmp(e, elen, lo, ll) <= 0 || kv_ukey_cmp(s, slen, hi, hl) > 0)
+		return 0;
+	if (kv_ukey_cmp(s, slen, lo, ll) > 0)
+		f0 = key_pos(lo, ll, hi, hl, s, slen);
+	if (kv_ukey_cmp(e, elen, hi, hl) <= 0)
+		f1 = key_pos(lo, ll, hi, hl, e, elen);
+	return f1 > f0 ? (uint64_t)((double)m->size * (f1 - f0)) : 0;
+}
+
+/* Estimated bytes of level @l (level 0: its tables from @from on) in
+ * [@s, @e). */
+static uint64_t level_covered(const struct kv_version *v, int l, size_t from, const uint8_t *s,
+			      size_t slen, const uint8_t *e, size_t elen)
+{
+	size_t lo = from, hi = v->n[l];
+	uint64_t b = 0;
+
+	if (l == 0) {
+		for (size_t i = from; i < v->n[0]; i++)
+			b += meta_covered(&v->files[0][i]->meta, s, slen, e, elen);
+		return b;
+	}
+	while (lo < hi) { /* the first table whose largest key is >= s */
+		size_t mid = (lo + hi) / 2;
+		const struct kv_file_meta *m = &v->files[l][mid]->meta;
+
+		if (kv_ukey_cmp(m->largest, kv_ikey_ulen(m->llen), s, slen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < v->n[l]; i++) {
+		const struct kv_file_meta *m = &v->files[l][i]->meta;
+
+		if (kv_ukey_cmp(m->smallest, kv_ikey_ulen(m->slen), e, elen) >= 0)
+			break;
+		b += meta_covered(m, s, slen, e, elen);
+	}
+	return b;
+}
+
+/* Estimated bytes below table @i of level @l that its tombstones hide. */
+static uint64_t table_debt(const struct kv_version *v, int l, size_t i)
+{
+	const struct kv_rdset *rd = kv_table_rangedels(v->files[l][i]->t);
+	uint64_t d = 0;
+
+	for (size_t k = 0; rd && k < kv_rdset_fragments(rd); k++) {
+		const uint64_t *lsns;
+		struct kv_rtomb t;
+		size_t n;
+
+		kv_rdset_fragment(rd, k, &t, &lsns, &n);
+		for (int dl = l; dl < KV_MAX_LEVELS; dl++)
+			if (v->n[dl] && (dl > l || l == 0))
+				d += level_covered(v, dl, dl == l ? i + 1 : 0, t.start, t.slen,
+						   t.end, t.elen);
+	}
+	return d;
+}
+
+static uint64_t reclaim_min(const struct kv_db *db)
+{
+	return db->opt.table_target_size;
+}
+
+/* The table whose tombstones hide the most, if worth a compaction. */
+static int pick_reclaim(struct kv_db *db, struct kv_version *v, struct job *j)
+{
+	int err;
+
+	if (!v->rd_scored) {
+		v->rd_debt = 0;
+		for (int l = 0; l < KV_MAX_LEVELS - 1; l++) {
+			for (size_t i = 0; i < v->n[l]; i++) {
+				uint64_t d;
+
+				if (!kv_rdset_fragments(kv_table_rangedels(v->files[l][i]->t)))
+					continue;
+				d = table_debt(v, l, i);
+				if (d > v->rd_debt) {
+					v->rd_debt = d;
+					v->rd_level = l;
+					v->rd_index = i;
+				}
+			}
+		}
+		v->rd_scored = 1;
+	}
+	if (v->rd_debt < reclaim_min(db) ||
+	    v->rd_debt < v->files[v->rd_level][v->rd_index]->meta.size)
+		return 0;
+	err = fill_job(v, j, v->rd_level, v->rd_index);
+	return err ? err : 1;
+}
+
+/*
+ * Score the active memtable's tombstones not seen yet against @v; flush it
+ * once they hide enough. 1 if it was flushed, 0, or -errno.
+ */
+static int mem_reclaim(struct kv_db *db)
+{
+	struct kv_super *s = kv_super_get(db);
+	struct kv_mem *m = s->mem[0];
+	struct kv_mrdel *head = atomic_load_explicit(&m->mt.rdels, memory_order_acquire), *d;
+	int flush, err;
+
+	/* Rescored from the start against each new version: data still in
+	 * memtables when a tombstone was first seen may be in tables now. */
+	if (m->seg_id != db->rd_mem_seg || s->v != db->rd_mem_ver) {
+		db->rd_mem_seg = m->seg_id;
+		db->rd_mem_ver = s->v;
+		db->rd_mem_seen = NULL;
+		db->rd_mem_debt = 0;
+	}
+	for (d = head; d && d != db->rd_mem_seen; d = d->next)
+		for (int l = 0; l < KV_MAX_LEVELS; l++)
+			if (s->v->n[l])
+				db->rd_mem_debt += level_covered(s->v, l, 0, d->start, d->slen,
+								 d->end, d->elen);
+	db->rd_mem_seen = head;
+	flush = db->rd_mem_debt >= reclaim_min(db);
+	kv_super_unref(s);
+	if (!flush)
+		return 0;
+	db->rd_mem_debt = 0;
+	err = kv_flush(db);
+	return err ? err : 1;
+}
+
+/*
+ * Whether every entry of input @m is hidden from every reader by tombstones
+ * of @rd: fragments covering its whole key range, each with a tombstone
+ * newer than all of @m that the oldest reader seeing any of @m sees.
+ */
+static int input_hidden(const struct kv_cfilter *f, const struct kv_rdset *rd,
+			const struct kv_file_meta *m)
+{
+	size_t n = kv_rdset_fragments(rd), lo = 0, hi = n;
+	const uint8_t *s = m->smallest, *e = m->largest, *prev = NULL;
+	size_t sl = kv_ikey_ulen(m->slen), el = kv_ikey_ulen(m->llen), prevlen = 0;
+	uint64_t q = first_reader(f, m->min_lsn);
+
+	while (lo < hi) { /* the first fragment starting after s */
+		size_t mid = (lo + hi) / 2;
+		const uint64_t *lsns;
+		struct kv_rtomb t;
+		size_t nl;
+
+		kv_rdset_fragment(rd, mid, &t, &lsns, &nl);
+		if (kv_ukey_cmp(t.start, t.slen, s, sl) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo ? lo - 1 : n; i < n; i++) {
+		const uint64_t *lsns;
+		struct kv_rtomb t;
+		size_t nl, k;
+
+		kv_rdset_fragment(rd, i, &t, &lsns, &nl);
+		if (prev ? kv_ukey_cmp(t.start, t.slen, prev, prevlen) != 0 :
+			   kv_ukey_cmp(s, sl, t.end, t.elen) >= 0)
+			return 0;
+		for (k = 0; k < nl; k++)
+			if (lsns[k] > m->max_lsn && lsns[k] < q)
+				break;
+		if (k == nl)
+			return 0;
+		if (kv_ukey_cmp(e, el, t.end, t.elen) < 0)
+			return 1;
+		prev = t.end;
+		prevlen = t.elen;
+	}
+	return 0;
 }
 
 /* ---- running ---- */
@@ -388,7 +642,8 @@ static int job_rdset(const struct job *j, struct kv_rdset **out)
 	return err;
 }
 
-static int merge_inputs(struct job *j, struct kv_iiter **out)
+/* A merging iterator over the inputs not @hidden. */
+static int merge_inputs(struct job *j, const uint8_t *hidden, struct kv_iiter **out)
 {
 	struct kv_iiter **kids = calloc(j->nin ? j->nin : 1, sizeof(*kids));
 	size_t n = 0;
@@ -397,6 +652,8 @@ static int merge_inputs(struct job *j, struct kv_iiter **out)
 	if (!kids)
 		return -ENOMEM;
 	for (size_t i = 0; i < j->nin && !err; i++) {
+		if (hidden[i])
+			continue;
 		err = kv_table_iter_bulk(j->in[i]->t, &kids[n]);
 		n += !err;
 	}
@@ -459,12 +716,13 @@ static void remove_outputs(struct kv_db *db, struct out *o)
 	}
 }
 
-static uint64_t input_bytes(const struct job *j)
+/* Bytes of the inputs read (not @hidden). */
+static uint64_t input_bytes(const struct job *j, const uint8_t *hidden)
 {
 	uint64_t b = 0;
 
 	for (size_t i = 0; i < j->nin; i++)
-		b += j->in[i]->meta.size;
+		b += hidden[i] ? 0 : j->in[i]->meta.size;
 	return b;
 }
 
@@ -494,6 +752,7 @@ static int run_job(struct kv_db *db, struct job *j)
 	struct kv_rdset *rd = NULL;
 	struct kv_iiter *it = NULL;
 	uint64_t *snaps = NULL;
+	uint8_t *hidden = NULL;
 	struct kv_vedit e;
 	int err;
 
@@ -502,13 +761,18 @@ static int run_job(struct kv_db *db, struct job *j)
 	kv_vedit_init(&e);
 	o.e = &e;
 	err = kv_snapshot_list(db, &snaps, &f.nsnaps);
+	f.snaps = snaps;
 	if (!err)
 		err = job_rdset(j, &rd);
+	hidden = calloc(j->nin ? j->nin : 1, 1);
+	if (!err && !hidden)
+		err = -ENOMEM;
+	for (size_t i = 0; i < j->nin && !err; i++)
+		hidden[i] = (uint8_t)input_hidden(&f, rd, &j->in[i]->meta);
 	if (!err)
-		err = merge_inputs(j, &it);
+		err = merge_inputs(j, hidden, &it);
 	if (err)
 		goto out;
-	f.snaps = snaps;
 	f.rd = rd;
 	o.rd = rd;
 	err = write_outputs(&o, it, &f);
@@ -528,13 +792,14 @@ static int run_job(struct kv_db *db, struct job *j)
 		remove_outputs(db, &o);
 	} else {
 		atomic_fetch_add(&db->compactions, 1);
-		atomic_fetch_add(&db->compact_read, input_bytes(j));
+		atomic_fetch_add(&db->compact_read, input_bytes(j, hidden));
 		atomic_fetch_add(&db->compact_write, o.written);
 	}
 out:
 	if (it)
 		it->ops->destroy(it);
 	kv_rdset_free(rd);
+	free(hidden);
 	free(snaps);
 	free(f.ukey.p);
 	free(o.lo.p);
@@ -554,6 +819,8 @@ int kv_compact_once(struct kv_db *db, int full)
 	atomic_fetch_add(&v->refs, 1);
 	pthread_mutex_unlock(&db->ver_mu);
 	r = full ? pick_full(v, &j) : pick_level(db, v, &j);
+	if (!r && !full)
+		r = pick_reclaim(db, v, &j);
 	if (r > 0) {
 		if (!full && j.level > 0)
 			set_cursor(db, j.level, &j.in[0]->meta);
@@ -564,5 +831,7 @@ int kv_compact_once(struct kv_db *db, int full)
 		kv_tref_unref(j.in[i]);
 	free(j.in);
 	kv_version_unref(v);
+	if (!r && !full)
+		r = mem_reclaim(db);
 	return r;
 }

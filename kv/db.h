@@ -89,6 +89,11 @@ struct kv_version {
 	size_t n[KV_MAX_LEVELS];	       /* [immutable] */
 	struct kv_tref **files[KV_MAX_LEVELS]; /* [immutable] level 0 newest first,
 						* others sorted by smallest key */
+	/* [compaction thread] the table whose range tombstones hide the most
+	 * bytes below it (compact.c), scored once */
+	int rd_scored, rd_level;
+	size_t rd_index;
+	uint64_t rd_debt;
 };
 
 /* What a reader needs: the memtables (newest first) and the table version. */
@@ -207,6 +212,10 @@ struct kv_db {
 	_Atomic int l0_files;			/* [atomic] tables in level 0 now */
 	uint8_t *compact_cursor[KV_MAX_LEVELS]; /* [compaction thread] round robin */
 	size_t compact_cursor_len[KV_MAX_LEVELS];
+	const void *rd_mem_ver;	      /* [compaction thread] against this version */
+	uint64_t rd_mem_seg;	      /* [compaction thread] the memtable whose */
+	struct kv_mrdel *rd_mem_seen; /* range tombstones down from here are */
+	uint64_t rd_mem_debt;	      /* scored, and their estimated bytes hidden */
 	_Atomic uint64_t flushes, flush_bytes, compactions, compact_read, compact_write;
 	_Atomic uint64_t stalls, stall_ns; /* [atomic] */
 };
@@ -280,6 +289,13 @@ char *kv_table_path(struct kv_db *db, uint64_t file_no);
  * malloc'd) for compaction. */
 int kv_snapshot_list(struct kv_db *db, uint64_t **lsns, size_t *n);
 void kv_version_close(struct kv_db *db);
+
+/* ---- memtable.c: the memtable's superseded range tombstone views ---- */
+/* Take them (with the sets only they hold) from @mt; free them with
+ * kv_memtable_frag_free once no lookup can be using them (after a grace
+ * period). NULL if none. */
+struct kv_mfrag *kv_memtable_frag_detach(struct kv_memtable *mt);
+void kv_memtable_frag_free(struct kv_mfrag *chain);
 
 /* ---- flush.c: background threads, admission, flush ---- */
 int kv_bg_start(struct kv_db *db);

@@ -10,6 +10,25 @@
  * node stays unused in the arena). Keys are not copied: a node points at the
  * key bytes of the first record that wrote it, in the log buffer, which
  * lives as long as the memtable.
+ *
+ * Range tombstones are a list (newest first) that a lookup cannot scan
+ * whole. A published view (struct view, whose first member is the
+ * struct kv_mfrag that mt->frag points at) cuts the list below the head it
+ * was built from into runs, newest first, each a fragmented set
+ * (rangedel.h) with the largest op offset in it. A lookup scans the
+ * tombstones pushed since (at most REBUILD_TAIL, plus whatever other
+ * writers push while a rebuild is under way) and asks each set, skipping a
+ * set whose largest offset cannot beat what it found: O(REBUILD_TAIL +
+ * sets x log n). A reader whose scan passes REBUILD_TAIL rebuilds (one at a
+ * time, trylock): the new tombstones and the newest runs whose counts are
+ * within a factor of two of the run so far become one set, so each run is
+ * at least twice the next newer one: at most log2(n / REBUILD_TAIL) + 1
+ * sets, and each tombstone is copied O(log n) times over the memtable's
+ * life. A superseded view, and the sets it alone referenced, may be in use
+ * by a lookup: they are kept until kv_memtable_frag_detach hands them to a
+ * caller who frees them after no lookup can hold them (the db does that
+ * after a grace period: every lookup runs inside a guard) or until the
+ * memtable is destroyed.
  */
 #include "memtable.h"
 
@@ -18,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "db.h" /* kv_memtable_frag_detach / _free */
 #include "ikey.h"
 #include "rangedel.h"
 #include "sync.h"
@@ -56,6 +76,120 @@ static void *arena_alloc(struct kv_memtable *mt, size_t size)
 out:
 	pthread_mutex_unlock(&mt->arena_mu);
 	return p;
+}
+
+/* ---- range tombstone sets (see the top) ---- */
+
+#define REBUILD_TAIL 16
+
+/* One fragmented set of the run of the rdel list from @top down to @end. */
+struct mset {
+	struct kv_rdset *set;	/* [immutable] lsn = op offset */
+	struct kv_mrdel *top;	/* [immutable] */
+	struct kv_mrdel *end;	/* [immutable] NULL: to the list's end */
+	size_t count;		/* [immutable] tombstones */
+	uint64_t max_off;	/* [immutable] the largest op offset in it */
+	struct mset *next_dead; /* [frag_mu] on a view's dead list */
+};
+
+struct view {
+	struct kv_mfrag f; /* f.below: the head it cuts; f.count: tombstones in
+			    * its sets; f.older [frag_mu]: superseded views */
+	struct mset *dead; /* [frag_mu] sets of the previous view merged away */
+	size_t n;	   /* [immutable] */
+	struct mset *s[];  /* [immutable] newest run first */
+};
+
+static void mset_free(struct mset *m)
+{
+	if (m) {
+		kv_rdset_free(m->set);
+		free(m);
+	}
+}
+
+static struct view *as_view(struct kv_mfrag *f)
+{
+	return (struct view *)f;
+}
+
+/* Free superseded views (linked by f.older) and their dead sets. */
+static void views_free(struct kv_mfrag *f)
+{
+	while (f) {
+		struct view *v = as_view(f);
+		struct kv_mfrag *older = f->older;
+
+		for (struct mset *m = v->dead, *next; m; m = next) {
+			next = m->next_dead;
+			mset_free(m);
+		}
+		free(v);
+		f = older;
+	}
+}
+
+/* The current view @f: its sets too, then everything superseded. */
+static void view_free_all(struct kv_mfrag *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < as_view(f)->n; i++)
+		mset_free(as_view(f)->s[i]);
+	views_free(f);
+}
+
+struct kv_mfrag *kv_memtable_frag_detach(struct kv_memtable *mt)
+{
+	struct kv_mfrag *cur, *old;
+
+	pthread_mutex_lock(&mt->frag_mu);
+	cur = atomic_load_explicit(&mt->frag, memory_order_relaxed);
+	old = cur ? cur->older : NULL;
+	if (old) {
+		/* The sets cur merged away are referenced by older views only. */
+		struct mset **tail = &as_view(old)->dead;
+
+		while (*tail)
+			tail = &(*tail)->next_dead;
+		*tail = as_view(cur)->dead;
+		as_view(cur)->dead = NULL;
+		cur->older = NULL;
+	}
+	pthread_mutex_unlock(&mt->frag_mu);
+	return old;
+}
+
+void kv_memtable_frag_free(struct kv_mfrag *chain)
+{
+	views_free(chain);
+}
+
+/* A set of the run from @top down to @end. */
+static struct mset *mset_build(struct kv_mrdel *top, struct kv_mrdel *end)
+{
+	struct mset *m = calloc(1, sizeof(*m));
+	struct kv_rtombs l = { 0 };
+	int err = m ? 0 : -ENOMEM;
+
+	for (struct kv_mrdel *d = top; !err && d != end; d = d->next) {
+		struct kv_rtomb t = { d->start, d->slen, d->end, d->elen, d->op_off };
+
+		err = kv_rtombs_add(&l, &t);
+		if (d->op_off > m->max_off)
+			m->max_off = d->op_off;
+	}
+	if (!err)
+		err = kv_rdset_build(l.t, l.n, &m->set);
+	free(l.t);
+	if (err) {
+		free(m);
+		return NULL;
+	}
+	m->top = top;
+	m->end = end;
+	m->count = l.n;
+	return m;
 }
 
 static struct kv_mnode *node_new(struct kv_memtable *mt, int height)
@@ -97,11 +231,7 @@ void kv_memtable_destroy(struct kv_memtable *mt)
 	}
 	mt->chunks = NULL;
 	pthread_mutex_destroy(&mt->arena_mu);
-	for (struct kv_mfrag *f = atomic_load(&mt->frag), *o; f; f = o) {
-		o = f->older;
-		kv_rdset_free(f->set);
-		free(f);
-	}
+	view_free_all(atomic_load(&mt->frag));
 	pthread_mutex_destroy(&mt->frag_mu);
 }
 
@@ -372,31 +502,46 @@ int kv_memtable_add_rdel(struct kv_memtable *mt, uint64_t op_off, const uint8_t 
 	return 0;
 }
 
-/* Fragment every tombstone from @head down, and publish the set. */
-static void frag_rebuild(struct kv_memtable *mt, struct kv_mrdel *head)
+/* Put the tombstones pushed above the current view's cut into a new view,
+ * with the newer runs they catch up with, and publish it. */
+static void frag_rebuild(struct kv_memtable *mt)
 {
-	struct kv_mfrag *old, *f;
-	struct kv_rtombs l = { 0 };
-	int err = 0;
+	struct kv_mrdel *head;
+	struct kv_mfrag *cur;
+	struct view *old, *v;
+	struct mset *m;
+	size_t tail = 0, k = 0, count;
 
 	if (pthread_mutex_trylock(&mt->frag_mu))
 		return; /* another reader is at it */
-	old = atomic_load_explicit(&mt->frag, memory_order_relaxed);
-	f = calloc(1, sizeof(*f));
-	for (struct kv_mrdel *d = head; f && d && !err; d = d->next) {
-		struct kv_rtomb t = { d->start, d->slen, d->end, d->elen, d->op_off };
-
-		err = kv_rtombs_add(&l, &t);
+	/* Loaded under the lock: a view built since the caller's load may cut
+	 * the list above the head the caller saw. */
+	head = atomic_load_explicit(&mt->rdels, memory_order_acquire);
+	cur = atomic_load_explicit(&mt->frag, memory_order_relaxed);
+	old = cur ? as_view(cur) : NULL;
+	for (struct kv_mrdel *d = head; d != (old ? old->f.below : NULL); d = d->next)
+		tail++;
+	count = tail;
+	while (old && k < old->n && count * 2 >= old->s[k]->count)
+		count += old->s[k++]->count;
+	m = mset_build(head, k ? old->s[k - 1]->end : old ? old->f.below : NULL);
+	v = m ? calloc(1, sizeof(*v) + (1 + (old ? old->n : 0) - k) * sizeof(v->s[0])) : NULL;
+	if (!v) {
+		mset_free(m); /* out of memory: lookups just keep scanning */
+		pthread_mutex_unlock(&mt->frag_mu);
+		return;
 	}
-	if (f && !err && !kv_rdset_build(l.t, l.n, &f->set)) {
-		f->below = head;
-		f->count = l.n;
-		f->older = old;
-		atomic_store_explicit(&mt->frag, f, memory_order_release);
-		f = NULL;
+	v->s[v->n++] = m;
+	for (size_t i = k; old && i < old->n; i++)
+		v->s[v->n++] = old->s[i];
+	for (size_t i = 0; i < k; i++) {
+		old->s[i]->next_dead = v->dead;
+		v->dead = old->s[i];
 	}
-	free(f); /* out of memory: lookups just keep scanning */
-	free(l.t);
+	v->f.below = head;
+	v->f.count = (old ? old->f.count : 0) + tail;
+	v->f.older = cur;
+	atomic_store_explicit(&mt->frag, &v->f, memory_order_release);
 	pthread_mutex_unlock(&mt->frag_mu);
 }
 
@@ -405,12 +550,11 @@ int kv_memtable_rdel_cover(struct kv_memtable *mt, const void *key, size_t klen,
 {
 	struct kv_mfrag *f = atomic_load_explicit(&mt->frag, memory_order_acquire);
 	struct kv_mrdel *head = atomic_load_explicit(&mt->rdels, memory_order_acquire), *d;
-	uint64_t c = f ? kv_rdset_cover(f->set, key, klen, limit) : 0;
 	size_t scanned = 0;
-	int found = c != 0;
+	int found = 0;
 
-	*op_off = c;
-	/* The tombstones pushed since the set was built; pushes are not in
+	*op_off = 0;
+	/* The tombstones pushed since the view was built; pushes are not in
 	 * offset order (writers race), so look at all of them. */
 	for (d = head; d && d != (f ? f->below : NULL); d = d->next, scanned++) {
 		if (d->op_off >= limit || (found && d->op_off <= *op_off))
@@ -421,8 +565,20 @@ int kv_memtable_rdel_cover(struct kv_memtable *mt, const void *key, size_t klen,
 			found = 1;
 		}
 	}
-	if (scanned > 16 && scanned > (f ? f->count : 0))
-		frag_rebuild(mt, head);
+	for (size_t i = 0; f && i < as_view(f)->n; i++) {
+		const struct mset *m = as_view(f)->s[i];
+		uint64_t c;
+
+		if (found && m->max_off <= *op_off)
+			continue; /* nothing in it can be newer */
+		c = kv_rdset_cover(m->set, key, klen, limit);
+		if (c > *op_off) {
+			*op_off = c;
+			found = 1;
+		}
+	}
+	if (scanned > REBUILD_TAIL)
+		frag_rebuild(mt);
 	return found;
 }
 

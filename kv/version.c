@@ -316,15 +316,25 @@ static void super_install(struct kv_db *db, struct kv_super *s)
 
 void kv_super_reclaim(struct kv_db *db)
 {
-	struct kv_super *l;
+	struct kv_mfrag *frags = NULL, **tail = &frags;
+	struct kv_super *l, *cur;
 
 	pthread_mutex_lock(&db->sv_mu);
 	l = db->retired;
 	db->retired = NULL;
+	/* Superseded range tombstone views of the live memtables (memtable.c):
+	 * lookups use them inside their guard only. */
+	cur = atomic_load_explicit(&db->super, memory_order_relaxed);
+	for (int i = 0; cur && i < cur->nmem; i++) {
+		*tail = kv_memtable_frag_detach(&cur->mem[i]->mt);
+		while (*tail)
+			tail = &(*tail)->older;
+	}
 	pthread_mutex_unlock(&db->sv_mu);
-	if (!l)
+	if (!l && !frags)
 		return;
 	kv_guard_sync(db);
+	kv_memtable_frag_free(frags);
 	while (l) {
 		struct kv_super *next = l->next_retired;
 

@@ -69,8 +69,13 @@ void fsck_pass(struct fsck *c, int pass, const char *what)
 	fprintf(c->io->out, "Pass %d: %s\n", pass, what);
 }
 
-/* A bar over the scan: the key type gives the pass, the inode number the
- * position in it (relative to the allocator). Terminals only. */
+/* Not a terminal: plain progress lines with -v, or for a store of at least
+ * this many inodes (by its allocator). */
+#define PLAIN_PROGRESS_INODES 100000u
+
+/* Progress over the scan: the key type gives the pass, the inode number the
+ * position in it (relative to the allocator). A bar on a terminal, else a
+ * line at every tenth (the first one as soon as the scan has started). */
 void fsck_progress(struct fsck *c, unsigned type, uint64_t ino)
 {
 	double f;
@@ -82,6 +87,15 @@ void fsck_progress(struct fsck *c, unsigned type, uint64_t ino)
 	if (f > 1)
 		f = 1;
 	f = ((type > 1 ? type - 2 : 0) + f) / 5.0;
+	if (c->progress == 2) {
+		if ((int)(f * 10) < c->line_tenth)
+			return;
+		c->line_tenth = (int)(f * 10) + 1;
+		fprintf(c->io->out, "%s: %d%% checked (%llu keys)\n", c->store, (int)(f * 10) * 10,
+			(unsigned long long)c->keys);
+		fflush(c->io->out);
+		return;
+	}
 	if ((int)(f * 1000) == c->bar_pm && c->bar_shown)
 		return;
 	c->bar_pm = (int)(f * 1000);
@@ -171,9 +185,11 @@ bool fsck_ask(struct fsck *c, bool safe, const char *action, const char *fmt, ..
 	return yes;
 }
 
+/* Durable before it is counted (and before the next repair is asked): a
+ * repair reported as made survives a crash of fsck itself. */
 int fsck_commit(struct fsck *c, struct kv_batch *b)
 {
-	static const struct kv_write_options wo = { .durability = KV_DUR_BATCH };
+	static const struct kv_write_options wo = { .durability = KV_DUR_SYNC };
 	int err = kv_write(c->db, &wo, b);
 
 	kv_batch_clear(b);
@@ -230,7 +246,7 @@ static int check_engine(struct fsck *c)
 
 	if (c->verbose || c->io->tty)
 		fprintf(c->io->out, "Checking the engine's manifest, tables and WAL\n");
-	n = kv_check(c->store, NULL, engine_problem, &r);
+	n = kv_check(c->store, c->io->env, engine_problem, &r);
 	if (n == -EBUSY) {
 		fprintf(c->io->err,
 			"fsck.kvfs: %s: the store is in use (mounted?): unmount it first\n",
@@ -267,6 +283,12 @@ static int open_store(struct fsck *c)
 	kv_options_init(&ko);
 	ko.durability = KV_DUR_BATCH;
 	ko.block_cache_size = 8u << 20;
+	/* Repairs are few and small: a 4 MiB log (each open makes a new,
+	 * zero-filled one) instead of 64; level 1 keeps the size a mount's
+	 * default gives it, so that opening starts no compaction. */
+	ko.log_buffer_size = 4u << 20;
+	ko.level1_max_bytes = 4 * (64u << 20);
+	ko.env = c->io->env;
 	ko.log = engine_log;
 	ko.log_ctx = c;
 	err = kv_open(c->store, &ko, &c->db);
@@ -349,6 +371,8 @@ static int run(struct fsck *c)
 	if (code)
 		return code;
 	code = fsck_super(c);
+	if (!c->io->tty && (c->verbose || c->sb.ino_next >= PLAIN_PROGRESS_INODES))
+		c->progress = 2;
 	if (!code)
 		code = fsck_scan(c);
 	if (!code)

@@ -26,11 +26,14 @@ enum fsck_mode {
 	FSCK_MODE_PREEN,   /* -p (or -a) */
 };
 
+struct kv_env;
+
 struct fsck_io {
-	FILE *in;  /* answers to questions (interactive mode) */
-	FILE *out; /* the report */
-	FILE *err; /* usage and operational errors */
-	int tty;   /* a terminal: questions allowed, pass headers, progress bar */
+	FILE *in;	    /* answers to questions (interactive mode) */
+	FILE *out;	    /* the report */
+	FILE *err;	    /* usage and operational errors */
+	int tty;	    /* a terminal: questions allowed, pass headers, progress bar */
+	struct kv_env *env; /* the engine's file I/O; NULL = the real one (tests) */
 };
 
 /* Set (by a SIGINT handler) to stop at the next repair or key: exit 32. */

@@ -129,6 +129,7 @@ static struct fsck_rec *lost_found(struct fsck *c)
 	new_dir(&lf, 0700, KVFS_ROOT_INO);
 	root.in.nentries++;
 	root.in.nlink++;
+	fsck_touch(&root.in);
 	kvfs_entry_encode(ino, DT_DIR, v);
 	if (put(b, ino, &lf) || put(b, KVFS_ROOT_INO, &root) ||
 	    kv_batch_put(b, k, kl, v, sizeof(v)))
@@ -228,11 +229,13 @@ static void reconnect(struct fsck *c, struct fsck_rec *r)
 			goto fail;
 		old.in.nentries--;
 		old.in.nlink--;
+		fsck_touch(&old.in);
 		if (kv_batch_delete(b, ok, okl) || put(b, op->ino, &old))
 			goto fail;
 	}
 	lfb.in.nentries++;
 	lfb.in.nlink += dir;
+	fsck_touch(&lfb.in);
 	kvfs_entry_encode(r->ino, kvfs_mode_dtype(r->mode), v);
 	if (kv_batch_put(b, k, kl, v, sizeof(v)) || put(b, lf->ino, &lfb))
 		goto fail;
@@ -398,10 +401,18 @@ static void check_inode(struct fsck *c, struct fsck_rec *r)
 		odd = (r->refs && r->nlink != r->refs) ||
 		      (reg && !inl &&
 		       (r->u.f.nblocks != r->u.f.dkeys || r->u.f.dend > r->u.f.size));
+	odd |= (r->flags & (R_XKEYS | R_XFLAG)) == R_XKEYS;
 	if (!odd && !(r->flags & R_CHECK))
 		return;
 	if (get(c, r->ino, &ib))
 		return;
+	/* Without the flag, reclaiming the inode would leave its xattrs. */
+	if ((r->flags & R_XKEYS) && !(in->flags & KVFS_IF_XATTR) &&
+	    (changed |= fsck_ask(c, true, "Fix",
+				 "Inode %llu has extended attributes but not the flag that "
+				 "says so",
+				 ULL(r->ino))))
+		in->flags |= KVFS_IF_XATTR;
 	if (!dir && in->parent &&
 	    (changed |= fsck_ask(c, true, "Fix",
 				 "Inode %llu is not a directory but has parent %llu", ULL(r->ino),

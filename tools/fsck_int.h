@@ -34,6 +34,8 @@ enum {
 	R_SYNTH = 1u << 4,  /* the root, missing from the store */
 	R_CHECK = 1u << 5,  /* pass 1 saw something to re-check in pass 6 */
 	R_DONE = 1u << 6,   /* connectivity resolved */
+	R_XFLAG = 1u << 7,  /* stored with the xattr flag */
+	R_XKEYS = 1u << 8,  /* xattr keys found */
 };
 
 struct fsck_rec {
@@ -79,8 +81,9 @@ struct fsck {
 	int operr;	/* an operational error (I/O) happened */
 	int cancelled;
 
-	/* Progress. */
+	/* Progress: 0 none, 1 a bar (terminal), 2 plain lines. */
 	int progress;
+	int line_tenth; /* plain lines: tenths shown so far */
 	int pass;
 	uint64_t keys;
 	int bar_shown;
@@ -111,6 +114,8 @@ int fsck_scan(struct fsck *c);
 int fsck_inode_get(struct fsck *c, uint64_t ino, struct kvfs_inode *in, uint8_t *inl,
 		   size_t *inl_len);
 void fsck_print_name(char *out, size_t cap, const char *name, size_t len);
+/* A repair changed a directory's entries: mtime and ctime become now. */
+void fsck_touch(struct kvfs_inode *in);
 
 /* fsck_fix.c */
 int fsck_fixup(struct fsck *c);

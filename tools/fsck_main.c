@@ -16,7 +16,7 @@ static void on_sigint(int sig)
 
 int main(int argc, char **argv)
 {
-	struct fsck_io io = { stdin, stdout, stderr, isatty(0) && isatty(1) };
+	struct fsck_io io = { stdin, stdout, stderr, isatty(0) && isatty(1), NULL };
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));

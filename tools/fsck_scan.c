@@ -134,6 +134,45 @@ static int guess_block_size(struct fsck *c, uint32_t *bs, int *any_inode)
 	return err;
 }
 
+/* The largest inode number with an inode key: a binary search by seeks
+ * (64 of them), not a scan. 0 if there is none. */
+static int highest_inode(struct fsck *c, uint64_t *max)
+{
+	uint8_t k[KVFS_KEY_MAX];
+	uint64_t lo = 1, hi = UINT64_MAX; /* an inode >= lo exists; none > hi */
+	struct kv_iter *it;
+	int err = kv_iter_create(c->db, NULL, &it);
+
+	if (err)
+		return err;
+	*max = 0;
+	while (lo <= hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		struct kvfs_key key;
+		const void *kp;
+		size_t kl;
+		bool found;
+
+		kv_iter_seek(it, k, kvfs_key_prefix(k, KVFS_K_INODE, mid));
+		found = kv_iter_valid(it);
+		if (found) {
+			kp = kv_iter_key(it, &kl);
+			found = !kvfs_key_parse(kp, kl, &key) && key.type == KVFS_K_INODE;
+		}
+		if (!found) {
+			hi = mid - 1;
+			continue;
+		}
+		*max = key.ino; /* the first inode >= mid */
+		if (key.ino == UINT64_MAX)
+			break;
+		lo = key.ino + 1;
+	}
+	err = kv_iter_status(it);
+	kv_iter_destroy(it);
+	return err;
+}
+
 int fsck_super(struct fsck *c)
 {
 	uint8_t k[KVFS_KEY_MAX], v[KVFS_SUPER_SIZE + 1];
@@ -144,6 +183,7 @@ int fsck_super(struct fsck *c)
 	struct timespec now;
 	struct kv_batch *b;
 	int err = -ENOENT, any_inode;
+	uint64_t max;
 
 	fsck_pass(c, 1, "checking the superblock and inodes");
 	if (n < 0 && n != -ENOENT) {
@@ -183,10 +223,14 @@ int fsck_super(struct fsck *c)
 			  c->store);
 		return -EUCLEAN;
 	}
+	err = highest_inode(c, &max);
+	if (err)
+		return err;
 	kvfs_now(&now);
 	sb.version = KVFS_FORMAT_VERSION;
 	sb.inline_max = sb.block_size / 2 < 2048 ? sb.block_size / 2 : 2048;
-	sb.ino_next = 3; /* pass 7 puts it past the largest inode */
+	/* Past every inode in the same batch: pass 7 has nothing left to do. */
+	sb.ino_next = max + 1 > 3 ? max + 1 : 3;
 	sb.created_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	if (getrandom(sb.uuid, sizeof(sb.uuid), 0) != (ssize_t)sizeof(sb.uuid))
 		memcpy(sb.uuid, &now, sizeof(sb.uuid));
@@ -362,6 +406,8 @@ static int scan_inode(struct fsck *c, const struct kvfs_key *key, const void *v,
 	}
 	if (S_ISREG(in.mode) && (in.flags & KVFS_IF_INLINE))
 		r->flags |= R_INLINE;
+	if (in.flags & KVFS_IF_XATTR)
+		r->flags |= R_XFLAG;
 	if (inode_odd(c, key->ino, &in, inl_len))
 		r->flags |= R_CHECK;
 	return 0;
@@ -369,26 +415,92 @@ static int scan_inode(struct fsck *c, const struct kvfs_key *key, const void *v,
 
 static bool name_valid(const char *name, size_t len)
 {
-	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+	if (!len || len > KVFS_NAME_MAX || (len == 1 && name[0] == '.') ||
+	    (len == 2 && name[0] == '.' && name[1] == '.'))
 		return false;
 	return !memchr(name, '/', len) && !memchr(name, 0, len);
 }
 
-/* The entry's key under its right hash: re-put it there. */
-static void rehash_entry(struct fsck *c, const struct kvfs_key *key, const void *k, size_t klen,
+/*
+ * An entry key whose name is empty or longer than kvfs_key_parse accepts:
+ * its directory and hash, read by the parser from a copy given a one-byte
+ * name, and the name as it is. False if it is not even that.
+ */
+static bool parse_bad_entry(const void *k, size_t klen, struct kvfs_key *key)
+{
+	uint8_t tmp[KVFS_KEY_MAX];
+	size_t head = kvfs_key_entry_from(tmp, 0, 0);
+
+	if (klen < head || *(const uint8_t *)k != KVFS_K_ENTRY)
+		return false;
+	memcpy(tmp, k, head);
+	tmp[head] = 'x';
+	if (kvfs_key_parse(tmp, head + 1, key) || key->type != KVFS_K_ENTRY)
+		return false;
+	key->name = (const char *)k + head;
+	key->namelen = klen - head;
+	return true;
+}
+
+void fsck_touch(struct kvfs_inode *in)
+{
+	kvfs_now(&in->mtime);
+	in->ctime = in->mtime;
+}
+
+/*
+ * Remove the entry @k of directory @d and update @d in the same batch: one
+ * entry fewer, one link fewer if it named a directory (@type DT_DIR), new
+ * change times. A directory not in the store (the root, created in pass 5
+ * from the counts) has nothing to update.
+ */
+static bool remove_entry(struct fsck *c, struct fsck_rec *d, const void *k, size_t klen,
+			 unsigned type)
+{
+	static uint8_t inl[FSCK_INLINE_CAP];
+	struct kv_batch *b = fsck_batch(c);
+	struct kvfs_inode in;
+	bool synth = d->flags & R_SYNTH;
+	size_t len;
+
+	if (!b || kv_batch_delete(b, k, klen))
+		goto fail;
+	if (!synth) {
+		if (fsck_inode_get(c, d->ino, &in, inl, &len))
+			goto fail;
+		if (in.nentries)
+			in.nentries--;
+		if (type == DT_DIR && in.nlink > 2)
+			in.nlink--;
+		fsck_touch(&in);
+		if (kvfs_batch_put_inode(b, d->ino, &in, inl, len))
+			goto fail;
+	}
+	if (fsck_commit(c, b))
+		return false;
+	if (!synth) {
+		d->nlink = in.nlink;
+		d->u.d.nentries = in.nentries;
+	}
+	return true;
+fail:
+	fprintf(c->io->err, "fsck.kvfs: %s: cannot remove an entry of directory %llu\n", c->store,
+		(unsigned long long)d->ino);
+	c->operr = 1;
+	return false;
+}
+
+/* Move the entry to its key under the right hash (@nk), in one batch. */
+static bool rehash_entry(struct fsck *c, const void *k, size_t klen, const void *nk, size_t nl,
 			 const void *v, size_t vlen)
 {
-	uint8_t nk[KVFS_KEY_MAX];
-	size_t nl = kvfs_key_entry(nk, key->ino, key->name, key->namelen);
 	struct kv_batch *b = fsck_batch(c);
-	ssize_t there = kv_get(c->db, KV_READ_LATEST, nk, nl, NULL, 0);
 
-	if (!b || kv_batch_delete(b, k, klen) ||
-	    (there == -ENOENT && kv_batch_put(b, nk, nl, v, vlen))) {
+	if (!b || kv_batch_delete(b, k, klen) || kv_batch_put(b, nk, nl, v, vlen)) {
 		c->operr = 1;
-		return;
+		return false;
 	}
-	fsck_commit(c, b);
+	return !fsck_commit(c, b);
 }
 
 static void fix_entry_type(struct fsck *c, const void *k, size_t klen, uint64_t child,
@@ -408,11 +520,13 @@ static void fix_entry_type(struct fsck *c, const void *k, size_t klen, uint64_t 
 static int scan_entry(struct fsck *c, struct scan *s, const struct kvfs_key *key, const void *k,
 		      size_t klen, const void *v, size_t vlen)
 {
+	static uint8_t nk[KVFS_KEY_MAX];
 	char name[4 * 255 + 1];
 	struct fsck_rec *d, *ch;
 	uint64_t child;
 	unsigned type, real;
 	bool missing;
+	size_t nl;
 
 	if (s->dir_ino != key->ino || !s->dir) {
 		s->dir_ino = key->ino;
@@ -433,33 +547,45 @@ static int scan_entry(struct fsck *c, struct scan *s, const struct kvfs_key *key
 		seek_past(s, KVFS_K_ENTRY, key->ino);
 		return 0;
 	}
-	if (!name_valid(key->name, key->namelen) &&
-	    fsck_ask(c, false, "Clear", "Entry '%s' in directory %llu has an invalid name", name,
-		     (unsigned long long)key->ino)) {
-		delete_key(c, k, klen);
-		return 0;
-	}
 	if (kvfs_entry_decode(v, vlen, &child, &type)) {
 		if (fsck_ask(c, false, "Clear", "Entry '%s' in directory %llu is corrupt", name,
-			     (unsigned long long)key->ino)) {
-			delete_key(c, k, klen);
+			     (unsigned long long)key->ino) &&
+		    remove_entry(c, d, k, klen, 0))
 			return 0;
-		}
 		d->u.d.nent++;
 		return 0;
 	}
-	if (kvfs_name_hash(key->name, key->namelen) != key->hash &&
-	    fsck_ask(c, true, "Fix", "Entry '%s' in directory %llu is stored under a wrong hash",
-		     name, (unsigned long long)key->ino))
-		rehash_entry(c, key, k, klen, v, vlen);
+	if (!name_valid(key->name, key->namelen)) {
+		if (fsck_ask(c, false, "Clear",
+			     "Entry '%s' (%zu bytes) in directory %llu has an invalid name", name,
+			     key->namelen, (unsigned long long)key->ino) &&
+		    remove_entry(c, d, k, klen, type))
+			return 0;
+		/* Kept: counted below like any other entry. */
+	} else if (kvfs_name_hash(key->name, key->namelen) != key->hash) {
+		nl = kvfs_key_entry(nk, key->ino, key->name, key->namelen);
+		if (kv_get(c->db, KV_READ_LATEST, nk, nl, NULL, 0) != -ENOENT) {
+			if (fsck_ask(c, false, "Clear",
+				     "Entry '%s' in directory %llu is stored twice, once under a "
+				     "wrong hash",
+				     name, (unsigned long long)key->ino) &&
+			    remove_entry(c, d, k, klen, type))
+				return 0;
+		} else if (fsck_ask(c, true, "Fix",
+				    "Entry '%s' in directory %llu is stored under a wrong hash",
+				    name, (unsigned long long)key->ino) &&
+			   rehash_entry(c, k, klen, nk, nl, v, vlen)) {
+			k = nk; /* later repairs of this entry change the new key */
+			klen = nl;
+		}
+	}
 	ch = fsck_find(c, child);
 	if (!ch || (ch->flags & (R_DEAD | R_SYNTH))) {
 		if (fsck_ask(c, true, "Clear",
 			     "Entry '%s' in directory %llu points to missing inode %llu", name,
-			     (unsigned long long)key->ino, (unsigned long long)child)) {
-			delete_key(c, k, klen);
+			     (unsigned long long)key->ino, (unsigned long long)child) &&
+		    remove_entry(c, d, k, klen, type))
 			return 0;
-		}
 		d->u.d.nent++;
 		d->nsub += type == DT_DIR;
 		return 0;
@@ -476,9 +602,9 @@ static int scan_entry(struct fsck *c, struct scan *s, const struct kvfs_key *key
 			     name, (unsigned long long)key->ino, (unsigned long long)child,
 			     child == key->ino	    ? " (itself)" :
 			     child == KVFS_ROOT_INO ? " (the root)" :
-						      "")) {
+						      "") &&
+		    remove_entry(c, d, k, klen, DT_DIR)) {
 			d->u.d.nent--;
-			delete_key(c, k, klen);
 			return 0;
 		}
 		d->nsub++;
@@ -501,6 +627,53 @@ static int scan_entry(struct fsck *c, struct scan *s, const struct kvfs_key *key
 	return 0;
 }
 
+/*
+ * Whether a data block of @vlen bytes at @block is one kvfs writes: at most
+ * a block long, at an offset that fits in off_t. An empty value is a block
+ * allocated by fallocate that reads as zeros (fs/FORMAT.md).
+ */
+static bool block_valid(const struct fsck *c, uint64_t block, size_t vlen)
+{
+	if (vlen > c->sb.block_size)
+		return false;
+	return block < (UINT64_MAX >> 1) / c->sb.block_size;
+}
+
+/*
+ * Delete data of inode @r in one batch with its block count: the key @k, or
+ * with @k NULL all of them (@r is not a file that may have blocks: its count
+ * becomes 0).
+ */
+static void drop_data(struct fsck *c, struct fsck_rec *r, const void *k, size_t klen)
+{
+	static uint8_t inl[FSCK_INLINE_CAP];
+	uint8_t k1[KVFS_KEY_MAX], k2[KVFS_KEY_MAX];
+	struct kv_batch *b = fsck_batch(c);
+	struct kvfs_inode in;
+	size_t len;
+	int err;
+
+	if (!b || fsck_inode_get(c, r->ino, &in, inl, &len))
+		goto fail;
+	if (k)
+		err = kv_batch_delete(b, k, klen);
+	else
+		err = kv_batch_delete_range(b, k1, kvfs_key_prefix(k1, KVFS_K_DATA, r->ino), k2,
+					    kvfs_key_prefix(k2, KVFS_K_DATA, r->ino + 1));
+	if (err)
+		goto fail;
+	if (in.nblocks) {
+		in.nblocks = k ? in.nblocks - 1 : 0;
+		if (kvfs_batch_put_inode(b, r->ino, &in, inl, len))
+			goto fail;
+	}
+	if (!fsck_commit(c, b) && !S_ISDIR(r->mode))
+		r->u.f.nblocks = in.nblocks;
+	return;
+fail:
+	c->operr = 1;
+}
+
 /* Data and xattr keys: owned by a live inode that may have them. */
 static void scan_owned(struct fsck *c, struct scan *s, const struct kvfs_key *key, const void *k,
 		       size_t klen, size_t vlen)
@@ -508,6 +681,7 @@ static void scan_owned(struct fsck *c, struct scan *s, const struct kvfs_key *ke
 	struct fsck_rec *r = fsck_find(c, key->ino);
 	bool data = key->type == KVFS_K_DATA;
 	const char *what = data ? "Data blocks" : "Extended attributes";
+	uint64_t end;
 
 	if (!r || (r->flags & (R_DEAD | R_SYNTH))) {
 		if (fsck_ask(c, true, "Delete", "%s of missing inode %llu", what,
@@ -520,31 +694,33 @@ static void scan_owned(struct fsck *c, struct scan *s, const struct kvfs_key *ke
 		seek_past(s, key->type, key->ino);
 		return;
 	}
-	if (!data)
+	if (!data) {
+		r->flags |= R_XKEYS;
+		seek_past(s, KVFS_K_XATTR, key->ino);
 		return;
+	}
 	if (!S_ISREG(r->mode) || (r->flags & R_INLINE)) {
 		if (fsck_ask(c, false, "Delete", "Data blocks of inode %llu, which is %s",
 			     (unsigned long long)key->ino,
 			     S_ISREG(r->mode) ? "an inline file" : "not a regular file"))
-			delete_all(c, KVFS_K_DATA, key->ino);
+			drop_data(c, r, NULL, 0);
 		seek_past(s, KVFS_K_DATA, key->ino);
 		return;
 	}
-	/* An empty value: a block allocated by fallocate (reads as zeros). */
-	if (vlen > c->sb.block_size ||
-	    key->block >= (UINT64_MAX >> 1) / c->sb.block_size) {
+	if (!block_valid(c, key->block, vlen)) {
 		if (fsck_ask(c, false, "Delete", "Data block %llu of inode %llu holds %zu bytes",
 			     (unsigned long long)key->block, (unsigned long long)key->ino, vlen))
-			delete_key(c, k, klen);
+			drop_data(c, r, k, klen);
 		else
 			r->u.f.dkeys++;
 		return;
 	}
 	r->u.f.dkeys++;
-	/* An empty block still reaches into its block: every data key must
-	 * lie below block ceil(size / block size). */
-	if (key->block * c->sb.block_size + (vlen ? vlen : 1) > r->u.f.dend)
-		r->u.f.dend = key->block * c->sb.block_size + (vlen ? vlen : 1);
+	/* An empty (allocated) block still reaches into its block: like every
+	 * data key it must lie below block ceil(size / block size). */
+	end = key->block * c->sb.block_size + (vlen ? vlen : 1);
+	if (end > r->u.f.dend)
+		r->u.f.dend = end;
 }
 
 static int scan_orphan(struct fsck *c, const struct kvfs_key *key, const void *k, size_t klen)
@@ -597,7 +773,9 @@ int fsck_scan(struct fsck *c)
 		if (fsck_stop(c))
 			break;
 		s.seeked = 0;
-		if (kvfs_key_parse(k, klen, &key) ||
+		if (kvfs_key_parse(k, klen, &key) && !parse_bad_entry(k, klen, &key))
+			key.type = 0;
+		if (!key.type ||
 		    ((key.type == KVFS_K_INODE || key.type == KVFS_K_ORPHAN) && !key.ino)) {
 			if (fsck_ask(c, false, "Delete",
 				     "A key that is not kvfs's (type %u, %zu bytes)",

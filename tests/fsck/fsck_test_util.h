@@ -24,15 +24,23 @@ extern struct fsck_test_inos ino;
 
 struct raw_inode {
 	struct kvfs_inode in;
-	uint8_t inl[4096];
+	uint8_t inl[8192]; /* room for an oversized symlink */
 	size_t len;
 };
 
+/* The engine's log buffer (and WAL segment) of every open in the tests: each
+ * open zero-fills a new segment of this size. */
+#define TEST_LOG_BUFFER (1u << 20)
+
 int run_io(const char *input, int tty, const char *opt, const char *opt2);
+/* run_io with the engine's I/O through @env. */
+int run_env(struct kv_env *env, const char *opt);
 int run(const char *opt);
 void expect_out(const char *what);
 uint64_t digest(void);
-void cycle(const char *what, ...);
+/* -n finds it, -y repairs it, -n is clean; NULL-ended phrase lists: @says
+ * in both first reports, @yes_says (may be NULL) in the repair's. */
+void cycle(const char *const *says, const char *const *yes_says);
 struct kvfs *mount_fs(void);
 int setup(void **state);
 int teardown(void **state);
@@ -42,9 +50,17 @@ void get_inode(struct kv_db *db, uint64_t i, struct raw_inode *ri);
 void put_inode(struct kv_db *db, uint64_t i, const struct raw_inode *ri);
 void del_entry(struct kv_db *db, uint64_t dir, const char *name);
 void put_entry(struct kv_db *db, uint64_t dir, const char *name, uint64_t child, unsigned type);
+/* An entry with any bytes as its name (empty, too long, with '/' or NUL). */
+void put_raw_entry(struct kv_db *db, uint64_t dir, const char *name, size_t len, uint64_t child,
+		   unsigned type);
+uint64_t get_entry(struct kv_db *db, uint64_t dir, const char *name);
+void put_data(struct kv_db *db, uint64_t i, uint64_t block, char fill, size_t len);
 void adjust_dir(struct kv_db *db, uint64_t dir, int d_entries, int d_nlink);
 int key_exists(uint8_t *k, size_t kl);
 void lookup(struct kvfs *fs, uint64_t dir, const char *name, uint64_t *out);
 void check_big(struct kvfs *fs, uint64_t i);
+/* The names in directory @dir, sorted, space-separated, must be @names; its
+ * link count must be 2 + its subdirectories. */
+void expect_dir(struct kvfs *fs, uint64_t dir, const char *names);
 
 #endif

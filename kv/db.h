@@ -290,13 +290,6 @@ char *kv_table_path(struct kv_db *db, uint64_t file_no);
 int kv_snapshot_list(struct kv_db *db, uint64_t **lsns, size_t *n);
 void kv_version_close(struct kv_db *db);
 
-/* ---- memtable.c: the memtable's superseded range tombstone views ---- */
-/* Take them (with the sets only they hold) from @mt; free them with
- * kv_memtable_frag_free once no lookup can be using them (after a grace
- * period). NULL if none. */
-struct kv_mfrag *kv_memtable_frag_detach(struct kv_memtable *mt);
-void kv_memtable_frag_free(struct kv_mfrag *chain);
-
 /* ---- flush.c: background threads, admission, flush ---- */
 int kv_bg_start(struct kv_db *db);
 void kv_bg_stop(struct kv_db *db);

@@ -37,7 +37,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "db.h" /* kv_memtable_frag_detach / _free */
 #include "ikey.h"
 #include "rangedel.h"
 #include "sync.h"

@@ -77,18 +77,20 @@ struct kv_mrdel {
 };
 
 /*
- * The memtable's range tombstones up to @below (exclusive, a list node),
- * fragmented for binary search: a lookup scans only the tombstones pushed
- * since (the list above @below) and asks the set for the rest. Rebuilt by a
- * reader when that scan grows past the set's size, so sets double and the
- * superseded ones (kept until the memtable goes: readers may hold them) add
- * up to less than twice the last.
+ * The head of a published view of the memtable's range tombstones (the
+ * private struct view of memtable.c starts with it): the tombstones up to
+ * @below (exclusive, a list node) as a few fragmented sets, newest first, so
+ * that a lookup scans only a short tail of newer list nodes and binary
+ * searches each set (see the top of memtable.c for the bounds). A reader
+ * rebuilds a view when its tail grows past a small fixed count. Superseded
+ * views hang from @older until kv_memtable_frag_detach hands them to the db,
+ * which frees them after a grace period (every lookup runs inside a guard).
  */
 struct kv_mfrag {
 	struct kv_rdset *set;	/* [immutable] lsn = op offset */
 	struct kv_mrdel *below; /* [immutable] the list head it was built from */
 	size_t count;		/* [immutable] tombstones in it */
-	struct kv_mfrag *older; /* [frag_mu] superseded sets */
+	struct kv_mfrag *older; /* [frag_mu] superseded views, newest first */
 };
 
 struct kv_mnode {
@@ -121,6 +123,12 @@ struct kv_memtable {
 	_Atomic uint64_t replaced;	       /* [atomic] versions replaced in place */
 	_Atomic uint64_t superseded;	       /* [atomic] versions dropped as older */
 };
+
+/* Take the superseded range tombstone views (with the sets only they hold)
+ * from @mt; free them with kv_memtable_frag_free once no lookup can be using
+ * them (after a grace period). NULL if none. */
+struct kv_mfrag *kv_memtable_frag_detach(struct kv_memtable *mt);
+void kv_memtable_frag_free(struct kv_mfrag *chain);
 
 int kv_memtable_init(struct kv_memtable *mt, struct kv_logbuf *lb);
 void kv_memtable_destroy(struct kv_memtable *mt);

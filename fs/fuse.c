@@ -31,6 +31,7 @@
  *   - writeback cache: the kernel keeps dirty pages and sends big writes,
  *     owns O_APPEND offsets and mtime/ctime (sent back through setattr);
  *     flush/close writes back before FLUSH, fsync before FSYNC.
+ *     LSEEK comes without writeback: fs_ll_lseek has it done.
  *   - readdirplus with READDIRPLUS_AUTO: the first batch of a listing and
  *     every batch after the caller looked names up (ls -l, cp -a, rsync,
  *     du) come with attributes and references; a plain walk (ls, find -name)
@@ -71,6 +72,12 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+/* Slots of fs_fuse.writers: a power of two. */
+#define FS_WRITER_SLOTS 4096
+
+/* fuse_file_info.fh of a handle open for writing (fs_ll_release). */
+#define FS_FH_WRITER 1
+
 struct fs_fuse {
 	struct fuse_session *se;
 	struct kvfs *fs;	   /* [immutable after fs_fuse_mount] */
@@ -81,6 +88,17 @@ struct fs_fuse {
 	struct fs_unref *unrefs; /* [lock] references to drop (unref_drain) */
 	atomic_int nunrefs;	 /* [atomic] unrefs is not empty */
 	atomic_int posix_acl;	 /* [atomic] fs_ll_init: FUSE_CAP_POSIX_ACL granted */
+	/* Handles open for writing, counted by a hash of the inode number: a
+	 * slot at 0 means no such inode has dirty pages in the kernel. */
+	atomic_uint writers[FS_WRITER_SLOTS];
+	/* The seeker thread (seek_main): SEEK_DATA/SEEK_HOLE of files with
+	 * writers, which wait for the kernel. */
+	pthread_t seeker;	   /* [lock] valid if seeker_on */
+	int seeker_on;		   /* [lock] */
+	int seek_stop;		   /* [lock] seek_main returns once the queue is empty */
+	pthread_cond_t seek_wake;  /* seeks queued or seek_stop */
+	struct fs_seek *seeks;	   /* [lock] queued, oldest first */
+	struct fs_seek **seek_end; /* [lock] &last->next */
 };
 
 /* ---- async replies -------------------------------------------------- */
@@ -122,6 +140,14 @@ struct fs_op {
 	struct fuse_file_info fi; /* FS_REPLY_CREATE, FS_REPLY_OPEN */
 	struct kvfs_entry e;	  /* FS_REPLY_ENTRY, FS_REPLY_CREATE */
 	struct stat st;		  /* FS_REPLY_ATTR */
+};
+
+/* A SEEK_DATA/SEEK_HOLE request waiting for the seeker thread. */
+struct fs_seek {
+	struct fs_seek *next;
+	fuse_req_t req;
+	uint64_t ino, off;
+	int whence;
 };
 
 /* A reference to drop later: taken by a reply that failed on an engine
@@ -197,6 +223,30 @@ static void unref_drain(struct fs_fuse *f)
 	}
 }
 
+/* ---- handles open for writing ------------------------------------------ */
+
+static atomic_uint *writers_slot(struct fs_fuse *f, uint64_t ino)
+{
+	return &f->writers[(ino * 0x9e3779b97f4a7c15ull) >> 52 & (FS_WRITER_SLOTS - 1)];
+}
+
+/* The kernel is about to get (@n = 1) or has given back (-1) a handle @fi
+ * of @ino; only handles open for writing count. */
+static void writers_add(struct fs_fuse *f, uint64_t ino, const struct fuse_file_info *fi, int n)
+{
+	if (fi->fh == FS_FH_WRITER)
+		atomic_fetch_add(writers_slot(f, ino), (unsigned)n);
+}
+
+/* fh of a handle the kernel opens with @flags. The kernel can only hold
+ * dirty pages of a file open for writing (O_WRONLY becomes O_RDWR under the
+ * writeback cache), and writes them back before it releases the last such
+ * handle (fuse_release). */
+static uint64_t open_fh(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY ? FS_FH_WRITER : 0;
+}
+
 /*
  * Reply with the library's result. The references the library took for the
  * kernel (an entry's lookup, an open) are dropped when the kernel does not
@@ -220,10 +270,24 @@ static void op_reply(struct fs_op *op, int status, int pending, int later)
 		break;
 	case FS_REPLY_CREATE:
 		entry_param(f, &op->e, &p);
-		lookups = opens = status ? pending : fuse_reply_create(op->req, &p, &op->fi) != 0;
+		if (status) {
+			lookups = opens = pending;
+			break;
+		}
+		writers_add(f, op->e.ino, &op->fi, 1); /* before the kernel can write */
+		lookups = opens = fuse_reply_create(op->req, &p, &op->fi) != 0;
+		if (opens)
+			writers_add(f, op->e.ino, &op->fi, -1);
 		break;
 	case FS_REPLY_OPEN:
-		opens = status ? pending : fuse_reply_open(op->req, &op->fi) != 0;
+		if (status) {
+			opens = pending;
+			break;
+		}
+		writers_add(f, op->ino, &op->fi, 1);
+		opens = fuse_reply_open(op->req, &op->fi) != 0;
+		if (opens)
+			writers_add(f, op->ino, &op->fi, -1);
 		break;
 	case FS_REPLY_ATTR:
 		if (!status)
@@ -239,16 +303,22 @@ static void op_reply(struct fs_op *op, int status, int pending, int later)
 	unref(f, op->reply == FS_REPLY_OPEN ? op->ino : op->e.ino, lookups, opens, later);
 }
 
+/* A request counted in f->inflight has been replied to. */
+static void inflight_put(struct fs_fuse *f)
+{
+	pthread_mutex_lock(&f->lock);
+	if (--f->inflight == 0)
+		pthread_cond_broadcast(&f->idle);
+	pthread_mutex_unlock(&f->lock);
+}
+
 static void op_complete(struct fs_op *op, int status, int pending, int later)
 {
 	struct fs_fuse *f = op->f;
 
 	op_reply(op, status, pending, later);
 	free(op);
-	pthread_mutex_lock(&f->lock);
-	if (--f->inflight == 0)
-		pthread_cond_broadcast(&f->idle);
-	pthread_mutex_unlock(&f->lock);
+	inflight_put(f);
 }
 
 /* The kvfs_done callback. */
@@ -581,7 +651,7 @@ static void fs_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 	if (!op)
 		return;
 	req_cred(req, &cr);
-	fi->fh = 0;
+	fi->fh = open_fh(fi->flags);
 	op->fi = *fi;
 	op_finish(op, kvfs_create(f->fs, &cr, parent, name, mode, open_flags(fi->flags), &op->e,
 				  &op->done));
@@ -594,7 +664,7 @@ static void fs_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	if (!op)
 		return;
-	fi->fh = 0;
+	fi->fh = open_fh(fi->flags);
 	fi->keep_cache = 1; /* nothing but this mount changes the file */
 	op->fi = *fi;
 	op->ino = ino;
@@ -673,7 +743,7 @@ static void fs_ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 static void fs_ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)fi;
+	writers_add(req_fuse(req), ino, fi, -1);
 	kvfs_release(req_fuse(req)->fs, ino);
 	fuse_reply_err(req, 0);
 }
@@ -704,21 +774,164 @@ static void fs_ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offs
 }
 
 /*
- * SEEK_DATA/SEEK_HOLE only reach us (the kernel answers the others). The
- * kernel does not write back dirty pages first: data still in the
- * writeback cache (written, not yet flushed, closed or fsynced) is not seen.
+ * SEEK_DATA/SEEK_HOLE (the kernel answers the other whences).
+ *
+ * The kernel sends FUSE_LSEEK without writing back its dirty pages first
+ * (fuse_file_llseek, 6.18), so data in the writeback cache (written, not yet
+ * flushed, fsynced or closed), in a hole or past the store's EOF, would be
+ * missed: SEEK_DATA would skip it, SEEK_HOLE would report a hole there, and
+ * cp, which uses both, would copy zeros. Whatever POSIX lets us answer
+ * without the data ("all of [off, EOF) is data") needs the kernel's i_size,
+ * which dirty appends leave ahead of the store's, so no answer from the
+ * store alone is sound. Instead the kernel is made to write the pages back
+ * first: a reverse invalidation of the range (notify_inval_inode) runs
+ * invalidate_inode_pages2_range, which launders each dirty folio (a WRITE,
+ * waited for) before dropping it, and returns only then.
+ *
+ * Only the ranges that can change the answer are invalidated, so that few
+ * clean pages are dropped (written-back data only ever turns a hole of the
+ * store into data, never the reverse: punches and truncations reach us
+ * synchronously, after the kernel dropped its pages):
+ *   - SEEK_DATA from off: [off, the store's answer), or [off, end) if the
+ *     store says ENXIO; then the store's answer is exact;
+ *   - SEEK_HOLE from off, the store answering h: the store's hole [h, next
+ *     data); if h is still a hole afterwards it is the answer, else the
+ *     store's new answer h' is, once [h', end) is written back too
+ *     (everything from off if the store says ENXIO).
+ * It only happens for an inode some handle has open for writing
+ * (f->writers; a hash collision costs an invalidation, never a wrong
+ * answer): the kernel holds no dirty pages of others.
+ *
+ * Deadlocks: the invalidation blocks until the WRITEs it caused are
+ * answered, by the worker threads; the kernel holds the inode's i_rwsem for
+ * the whole FUSE_LSEEK, which the WRITEs of writeback do not need. A worker
+ * must not wait there itself: as many concurrent seeks on files with
+ * writers as the loop has threads would leave none to serve the WRITEs. So
+ * these seeks go to one seeker thread; workers never wait for the kernel.
+ * None of libfuse's "related operations" of an inode (setattr, getattr,
+ * lookup...) is involved.
  */
+static int64_t store_seek(struct fs_fuse *f, uint64_t ino, uint64_t off, int whence)
+{
+	uint64_t pos = 0;
+	int err = kvfs_lseek(f->fs, ino, off, whence, &pos);
+
+	return err ? err : (int64_t)pos;
+}
+
+/* Have the kernel write back its dirty pages of [from, to); to 0: to the
+ * end. It also drops their clean pages and its cached attributes (it keeps
+ * i_size and the times it owns under the writeback cache). Errors are
+ * ignored: ENOENT (the kernel dropped the inode), ENODEV (unmounted). */
+static void writeback(struct fs_fuse *f, uint64_t ino, uint64_t from, uint64_t to)
+{
+	fuse_lowlevel_notify_inval_inode(f->se, ino, (off_t)from, to ? (off_t)(to - from) : 0);
+}
+
+/* SEEK_DATA/SEEK_HOLE of an inode with writers: see above. */
+static int64_t seek_written_back(struct fs_fuse *f, uint64_t ino, uint64_t off, int whence)
+{
+	int64_t r = store_seek(f, ino, off, whence), d, h;
+
+	if (whence == SEEK_DATA) {
+		if (r != -ENXIO && (r < 0 || (uint64_t)r == off))
+			return r; /* data at off, or an error */
+		writeback(f, ino, off, r < 0 ? 0 : (uint64_t)r);
+		return store_seek(f, ino, off, SEEK_DATA);
+	}
+	if (r == -ENXIO) {
+		writeback(f, ino, off, 0);
+		return store_seek(f, ino, off, SEEK_HOLE);
+	}
+	if (r < 0)
+		return r;
+	d = store_seek(f, ino, (uint64_t)r, SEEK_DATA);
+	if (d < 0 && d != -ENXIO)
+		return d;
+	writeback(f, ino, (uint64_t)r, d < 0 ? 0 : (uint64_t)d);
+	h = store_seek(f, ino, off, SEEK_HOLE);
+	if (h < 0 || h == r)
+		return h;
+	writeback(f, ino, (uint64_t)h, 0);
+	return store_seek(f, ino, off, SEEK_HOLE);
+}
+
+static void seek_reply(fuse_req_t req, int64_t r)
+{
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, (off_t)r);
+}
+
+static void *seek_main(void *arg)
+{
+	struct fs_fuse *f = arg;
+	struct fs_seek *s;
+
+	pthread_mutex_lock(&f->lock);
+	for (;;) {
+		while (!f->seeks && !f->seek_stop)
+			pthread_cond_wait(&f->seek_wake, &f->lock);
+		s = f->seeks;
+		if (!s)
+			break;
+		f->seeks = s->next;
+		if (!f->seeks)
+			f->seek_end = &f->seeks;
+		pthread_mutex_unlock(&f->lock);
+		seek_reply(s->req, seek_written_back(f, s->ino, s->off, s->whence));
+		free(s);
+		inflight_put(f);
+		pthread_mutex_lock(&f->lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
+/* Queue a seek for the seeker thread (started on first use). 0, or -errno
+ * if it cannot run: the caller answers. */
+static int seek_queue(struct fs_fuse *f, fuse_req_t req, uint64_t ino, uint64_t off, int whence)
+{
+	struct fs_seek *s = calloc(1, sizeof(*s));
+	int err = 0;
+
+	if (!s)
+		return -ENOMEM;
+	*s = (struct fs_seek){ .req = req, .ino = ino, .off = off, .whence = whence };
+	pthread_mutex_lock(&f->lock);
+	if (!f->seeker_on) {
+		err = -pthread_create(&f->seeker, NULL, seek_main, f);
+		f->seeker_on = !err;
+	}
+	if (!err) {
+		*f->seek_end = s;
+		f->seek_end = &s->next;
+		f->inflight++;
+		pthread_cond_signal(&f->seek_wake);
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (err)
+		free(s);
+	return err;
+}
+
 static void fs_ll_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 			struct fuse_file_info *fi)
 {
-	uint64_t pos = 0;
-	int err = kvfs_lseek(req_fuse(req)->fs, ino, (uint64_t)off, whence, &pos);
+	struct fs_fuse *f = req_fuse(req);
 
 	(void)fi;
-	if (err)
-		fuse_reply_err(req, -err);
-	else
-		fuse_reply_lseek(req, (off_t)pos);
+	if (off >= 0 && atomic_load(writers_slot(f, ino))) {
+		if (!seek_queue(f, req, ino, (uint64_t)off, whence))
+			return;
+		/* No memory or no thread: on this worker rather than not at
+		 * all (the answer is right; only a pool of workers all doing
+		 * this at once would stall). */
+		seek_reply(req, seek_written_back(f, ino, (uint64_t)off, whence));
+		return;
+	}
+	seek_reply(req, store_seek(f, ino, (uint64_t)off, whence));
 }
 
 /* Bytes per copy request: the reply's count is 32 bits (fuse_write_out). */
@@ -1120,6 +1333,8 @@ int fs_fuse_new(const char *progname, const char *fuse_opts, const struct fs_fus
 	f->cfg = *cfg;
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->idle, NULL);
+	pthread_cond_init(&f->seek_wake, NULL);
+	f->seek_end = &f->seeks;
 	if (fuse_opt_add_arg(&args, progname) ||
 	    (fuse_opts && *fuse_opts &&
 	     (fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, fuse_opts))) ||
@@ -1135,6 +1350,7 @@ int fs_fuse_new(const char *progname, const char *fuse_opts, const struct fs_fus
 	return 0;
 fail:
 	fuse_opt_free_args(&args);
+	pthread_cond_destroy(&f->seek_wake);
 	pthread_cond_destroy(&f->idle);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
@@ -1150,7 +1366,7 @@ int fs_fuse_mount(struct fs_fuse *f, struct kvfs *fs, const char *mountpoint)
 int fs_fuse_run(struct fs_fuse *f)
 {
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
-	int ret;
+	int ret, seeker_on;
 
 	if (!lc)
 		return -ENOMEM;
@@ -1164,7 +1380,13 @@ int fs_fuse_run(struct fs_fuse *f)
 	pthread_mutex_lock(&f->lock);
 	while (f->inflight)
 		pthread_cond_wait(&f->idle, &f->lock);
+	f->seek_stop = 1; /* its queue is empty: queued seeks are inflight */
+	pthread_cond_signal(&f->seek_wake);
+	seeker_on = f->seeker_on;
+	f->seeker_on = 0;
 	pthread_mutex_unlock(&f->lock);
+	if (seeker_on)
+		pthread_join(f->seeker, NULL);
 	unref_drain(f);
 	/* > 0 is a signal number from libfuse's handlers (not installed). */
 	return ret < 0 ? ret : 0;
@@ -1176,6 +1398,7 @@ void fs_fuse_destroy(struct fs_fuse *f)
 		return;
 	fuse_session_unmount(f->se);
 	fuse_session_destroy(f->se);
+	pthread_cond_destroy(&f->seek_wake);
 	pthread_cond_destroy(&f->idle);
 	pthread_mutex_destroy(&f->lock);
 	free(f);

@@ -18,6 +18,15 @@
  *   itest_extent ofd FILE
  *	OFD locks and flock between two open file descriptions of one process:
  *	conflicts, F_OFD_GETLK, survival of a closed dup, release on close.
+ *   itest_extent dirty FILE REF
+ *	data the writeback cache still holds: FILE is a 1 MiB sparse file
+ *	whose only data is [0, 4096), REF a local copy of it. Writes a
+ *	pattern into FILE's hole at 256 KiB and past its EOF (to 1 MiB +
+ *	64 KiB + 5000), the same into REF, checks FILE's map through this fd
+ *	and a second one without closing or syncing, prints "ready" and waits
+ *	for a line on stdin (the shell checks from other processes meanwhile);
+ *	then twice more 100 bytes into a hole (at 512 KiB, then 768 KiB), the
+ *	checks, "ready" and a line; then closes.
  *
  * Exit 0 if every check passed, 1 naming the failed check, 2 for bad usage.
  */
@@ -293,6 +302,123 @@ static int cmd_ofd(const char *path)
 	return failures != 0;
 }
 
+/* A pattern of non-zero bytes, a function of the file offset. */
+static void pattern(char *buf, size_t len, off_t off)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)(((uint64_t)off + i) * 131 % 251 + 1);
+}
+
+/* pwrite the pattern of [off, off + len) into both files. */
+static void write_both(int fd, int ref, off_t off, size_t len)
+{
+	char *buf = malloc(len);
+
+	if (!buf)
+		exit(1);
+	pattern(buf, len, off);
+	CHECK(pwrite(fd, buf, len, off) == (ssize_t)len, "pwrite at %jd: %s", (intmax_t)off,
+	      strerror(errno));
+	CHECK(pwrite(ref, buf, len, off) == (ssize_t)len, "pwrite of the reference: %s",
+	      strerror(errno));
+	free(buf);
+}
+
+/*
+ * Check fd's SEEK_DATA/SEEK_HOLE map against @want: pairs [start, end) of
+ * data, ascending, the last ending at EOF (@size). Every offset a whence
+ * can answer from is tried at the edges of each extent.
+ */
+static void check_map(int fd, const char *what, const off_t (*want)[2], int n, off_t size)
+{
+	off_t hole = 0; /* start of the hole before extent i */
+
+	for (int i = 0; i < n; i++) {
+		off_t ds = want[i][0], de = want[i][1];
+		off_t probes[] = { hole, ds - 1, ds, de - 1 };
+
+		for (unsigned j = 0; j < sizeof(probes) / sizeof(probes[0]); j++) {
+			off_t p = probes[j], d, h;
+
+			if (p < hole)
+				continue;
+			d = lseek(fd, p, SEEK_DATA);
+			h = lseek(fd, p, SEEK_HOLE);
+			CHECK(d == (p < ds ? ds : p), "%s: SEEK_DATA from %jd: %jd (%s), want %jd",
+			      what, (intmax_t)p, (intmax_t)d, d < 0 ? strerror(errno) : "",
+			      (intmax_t)(p < ds ? ds : p));
+			CHECK(h == (p < ds ? p : de), "%s: SEEK_HOLE from %jd: %jd (%s), want %jd",
+			      what, (intmax_t)p, (intmax_t)h, h < 0 ? strerror(errno) : "",
+			      (intmax_t)(p < ds ? p : de));
+		}
+		hole = de;
+	}
+	if (hole < size) {
+		CHECK_ERR(lseek(fd, hole, SEEK_DATA), ENXIO);
+		CHECK(lseek(fd, hole, SEEK_HOLE) == hole, "%s: SEEK_HOLE from %jd", what,
+		      (intmax_t)hole);
+	}
+	CHECK_ERR(lseek(fd, size, SEEK_DATA), ENXIO);
+	CHECK_ERR(lseek(fd, size, SEEK_HOLE), ENXIO);
+}
+
+static int wait_line(void)
+{
+	char line[64];
+
+	printf("ready\n");
+	return fgets(line, sizeof(line), stdin) ? 0 : -1;
+}
+
+/*
+ * Three rounds of writes, each leaving the kernel with dirty pages in a hole
+ * of the store: a close of any fd of the file (FLUSH) writes them all back,
+ * so each of the shell's checks from another process gets a round of its
+ * own, and the second fd here stays open until the end.
+ */
+static int cmd_dirty(const char *path, const char *refpath)
+{
+	const off_t tail = (1 << 20) + (64 << 10), size = tail + 5000;
+	/* The data map after each round: 4 KiB blocks, the last cut at EOF. */
+	const off_t map[][5][2] = {
+		{ { 0, 4096 }, { 262144, 270336 }, { tail, size } },
+		{ { 0, 4096 }, { 262144, 270336 }, { 524288, 528384 }, { tail, size } },
+		{ { 0, 4096 },
+		  { 262144, 270336 },
+		  { 524288, 528384 },
+		  { 786432, 790528 },
+		  { tail, size } },
+	};
+	const int nmap[] = { 3, 4, 5 };
+	int fd = open_or_die(path, O_RDWR), ref = open_or_die(refpath, O_RDWR), fd2;
+	struct stat st;
+
+	/* Round 1: into the hole at 256 KiB, and past EOF. */
+	write_both(fd, ref, 262144, 8192);
+	write_both(fd, ref, tail, 5000);
+	CHECK(fstat(fd, &st) == 0 && st.st_size == size, "size after the writes: %jd",
+	      (intmax_t)st.st_size);
+	check_map(fd, "round 1, the writer's fd", map[0], nmap[0], size);
+	fd2 = open_or_die(path, O_RDONLY);
+	check_map(fd2, "round 1, another fd", map[0], nmap[0], size);
+	for (int round = 2; round <= 3; round++) {
+		if (wait_line())
+			return 1;
+		/* 100 bytes into a hole: the block they land in is data. */
+		write_both(fd, ref, round == 2 ? 524288 : 786432, 100);
+		check_map(fd, round == 2 ? "round 2, the writer's fd" : "round 3, the writer's fd",
+			  map[round - 1], nmap[round - 1], size);
+		check_map(fd2, round == 2 ? "round 2, another fd" : "round 3, another fd",
+			  map[round - 1], nmap[round - 1], size);
+	}
+	if (wait_line())
+		return 1;
+	close(fd2);
+	close(ref);
+	close(fd);
+	return failures != 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -306,7 +432,9 @@ int main(int argc, char **argv)
 		return cmd_posix(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "ofd"))
 		return cmd_ofd(argv[2]);
+	if (argc == 4 && !strcmp(argv[1], "dirty"))
+		return cmd_dirty(argv[2], argv[3]);
 	fprintf(stderr, "usage: itest_extent map FILE | copy SRC OFF_IN DST OFF_OUT LEN |\n"
-			"       errors FILE DIR | posix FILE | ofd FILE\n");
+			"       errors FILE DIR | posix FILE | ofd FILE | dirty FILE REF\n");
 	return 2;
 }

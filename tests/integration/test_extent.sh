@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 #
 # test_extent.sh - fallocate, holes, copies and locks on a mounted kvfs with
-# the real tools: fallocate -l / -n (--keep-size) / -p with st_blocks and du before and
-# after, the SEEK_DATA/SEEK_HOLE map (itest_extent map), cp --reflink=never
-# and cat compared with cmp, copy_file_range done by the daemon (holes kept,
-# so no byte went through the kernel), flock -n contention between two
-# shells, POSIX locks between two processes and OFD locks (itest_extent),
-# the error codes; then a remount keeps every map and size. ctest runs it
+# the real tools: fallocate -l / -n (--keep-size) / -p with st_blocks and du
+# before and after, the SEEK_DATA/SEEK_HOLE map (itest_extent map),
+# cp --reflink=never and cat compared with cmp, the map and cp of a file
+# whose writer still holds data in the writeback cache (itest_extent dirty),
+# copy_file_range done by the daemon (holes kept, so no byte went through
+# the kernel), flock -n contention between two shells, POSIX locks between
+# two processes and OFD locks (itest_extent), the error codes; then a
+# remount keeps every map and size. ctest runs it
 # with the default durability and again with ITEST_DURABILITY=sync.
 . "$(dirname "$0")/lib.sh"
 itest_init
@@ -112,6 +114,58 @@ check "the unaligned copy's head" cmp -n 100 "$M/S.un" /dev/zero
 check_eq "$("$X" copy "$M/small" 0 "$M/S.un" 3 100)" 10 "a copy stops at the source's EOF"
 check_eq "$(dd if="$M/S.un" bs=1 count=13 status=none | od -An -c | tr -s ' ')" \
 	" \\0 \\0 \\0 s m \\0 \\0 \\0 f i l e" "bytes copied from an inline file"
+
+say "data still in the writeback cache: SEEK_DATA/SEEK_HOLE and cp see it"
+# itest_extent dirty writes into holes and past EOF and keeps the file open
+# without syncing: the kernel holds those pages dirty. Another process's
+# SEEK_DATA/SEEK_HOLE, and cp, which uses them when st_blocks (the daemon's
+# count) looks sparse, must see the data; the writer checks its own view.
+# Closing any fd of the file writes its dirty pages back, so each check
+# below gets a round of new writes of its own.
+truncate -s 1M "$M/d"
+head -c 4096 /dev/urandom | dd of="$M/d" conv=notrunc status=none
+cp "$M/d" "$T/d.ref"
+coproc DIRTY { "$X" dirty "$M/d" "$T/d.ref"; }
+dirty_pid=$DIRTY_PID
+exec {dirty_out}<&"${DIRTY[0]}" {dirty_in}>&"${DIRTY[1]}"
+# dirty_round N: wait for the writer's round N.
+dirty_round() {
+	local line
+	[ "$1" = 1 ] || echo go >&"$dirty_in"
+	read -r line <&"$dirty_out" || line=
+	check_eq "$line" ready "the writer's round $1"
+}
+dirty_map() {
+	"$X" map "$M/d" >"$T/map" || fail "itest_extent map of the file being written"
+	check "the map of the file being written $1" diff "$T/map.want" "$T/map"
+}
+dirty_cp_out() {
+	rm -f "$T/d.cp"
+	cp --sparse=auto --reflink=never "$M/d" "$T/d.cp"
+	check "cp --sparse=auto out of kvfs of the file being written $1" cmp "$T/d.ref" "$T/d.cp"
+}
+dirty_cp_in() {
+	rm -f "$M/d.cp"
+	cp --sparse=auto --reflink=never "$M/d" "$M/d.cp"
+	check "cp --sparse=auto within kvfs of the file being written $1" cmp "$T/d.ref" "$M/d.cp"
+}
+dirty_round 1
+printf '%s\n' "data 0 4096" "hole 4096 262144" "data 262144 270336" "hole 270336 1114112" \
+	"data 1114112 1119112" >"$T/map.want"
+dirty_map "(a hole and the tail)"
+dirty_round 2
+dirty_cp_out "(another hole)"
+dirty_round 3
+dirty_cp_in "(a third hole)"
+echo go >&"$dirty_in"
+exec {dirty_in}>&- {dirty_out}<&-
+wait "$dirty_pid" || fail "itest_extent dirty (the writer's own checks)"
+printf '%s\n' "data 0 4096" "hole 4096 262144" "data 262144 270336" "hole 270336 524288" \
+	"data 524288 528384" "hole 528384 786432" "data 786432 790528" "hole 790528 1114112" \
+	"data 1114112 1119112" >"$T/map.want"
+dirty_map "(closed)"
+dirty_cp_out "(closed)"
+dirty_cp_in "(closed)"
 
 say "flock: two shells"
 mkfifo "$T/held" "$T/go"

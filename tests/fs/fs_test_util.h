@@ -36,4 +36,21 @@ int fst_fixture_setup(void **state);
 int fst_fixture_setup_8k(void **state);
 int fst_fixture_teardown(void **state);
 
+/* ---- file data (tests of fs/data.c and fs/extent.c) ---- */
+
+/* kvfs_write / a size change that must succeed. */
+void fst_write(struct fst *t, uint64_t ino, uint64_t off, const void *buf, size_t len);
+void fst_set_size(struct fst *t, uint64_t ino, uint64_t size);
+/* Read [off, off + len) and compare with @want (NULL: zeros). */
+void fst_expect(struct fst *t, uint64_t ino, uint64_t off, size_t len, const void *want);
+/* The inode as stored (newest appended version) and its inline length. */
+struct kvfs_inode fst_inode(struct fst *t, uint64_t ino, size_t *inline_len);
+/* Check fs/data.c's layout invariants against the store; returns the
+ * number of empty (allocated, unwritten) blocks. */
+uint64_t fst_check_file(struct fst *t, uint64_t ino);
+/* @n random nonzero bytes (holes stay visible). */
+void fst_fill(uint8_t *p, size_t n, uint64_t *rs);
+/* st_blocks of @blocks filesystem blocks. */
+blkcnt_t fst_sectors(struct fst *t, uint64_t blocks);
+
 #endif

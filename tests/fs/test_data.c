@@ -86,100 +86,10 @@ static void wd_destroy(struct waitdone *w)
 	pthread_cond_destroy(&w->cv);
 }
 
-static void wr(struct fst *t, uint64_t ino, uint64_t off, const void *buf, size_t len)
-{
-	assert_int_equal(kvfs_write(t->fs, ino, off, buf, len, 0, NULL), (ssize_t)len);
-}
-
-static void set_size(struct fst *t, uint64_t ino, uint64_t size)
-{
-	struct stat a = { .st_size = (off_t)size }, out;
-
-	assert_int_equal(kvfs_setattr(t->fs, &t->cr, ino, &a, KVFS_SET_SIZE, &out, NULL), 0);
-	assert_int_equal(out.st_size, (off_t)size);
-}
-
-/* Read [off, off + len) and compare with @want (NULL: zeros). */
-static void expect(struct fst *t, uint64_t ino, uint64_t off, size_t len, const void *want)
-{
-	uint8_t *got = malloc(len + 1);
-
-	assert_non_null(got);
-	assert_int_equal(kvfs_read(t->fs, ino, off, len, got), (ssize_t)len);
-	if (want) {
-		assert_memory_equal(got, want, len);
-	} else {
-		for (size_t i = 0; i < len; i++)
-			if (got[i])
-				fail_msg("byte %llu is %#x, want 0", (unsigned long long)(off + i),
-					 got[i]);
-	}
-	free(got);
-}
-
-static struct kvfs_inode inode_of(struct fst *t, uint64_t ino, size_t *inline_len)
-{
-	static uint8_t inl[65536];
-	struct kvfs_inode in;
-
-	assert_int_equal(kvfs_inode_read(t->fs, ino, &in, inl, sizeof(inl), inline_len), 0);
-	return in;
-}
-
-/* The layout invariants of fs/data.c, checked against the store. */
+/* The layout invariants, and no allocated (empty) block. */
 static void check_file(struct fst *t, uint64_t ino)
 {
-	uint8_t lo[KVFS_KEY_MAX], hi[KVFS_KEY_MAX];
-	size_t llen = kvfs_key_prefix(lo, KVFS_K_DATA, ino);
-	size_t hlen = kvfs_key_prefix(hi, KVFS_K_DATA, ino + 1);
-	uint32_t bs = t->fs->block_size;
-	size_t ilen;
-	struct kvfs_inode in = inode_of(t, ino, &ilen);
-	uint64_t end = in.size / bs + (in.size % bs != 0), n = 0;
-	struct kv_iter *it;
-
-	assert_int_equal(kv_sync(t->fs->db), 0);
-	assert_int_equal(kv_iter_create(t->fs->db, NULL, &it), 0);
-	for (kv_iter_seek(it, lo, llen); kv_iter_valid(it); kv_iter_next(it)) {
-		size_t klen, vlen;
-		const void *k = kv_iter_key(it, &klen);
-		struct kvfs_key key;
-
-		if (memcmp(k, hi, hlen) >= 0)
-			break;
-		assert_int_equal(kvfs_key_parse(k, klen, &key), 0);
-		kv_iter_value(it, &vlen);
-		if (key.block >= end)
-			fail_msg("ino %llu: block %llu at or past the end (size %llu)",
-				 (unsigned long long)ino, (unsigned long long)key.block,
-				 (unsigned long long)in.size);
-		assert_true(vlen >= 1 && vlen <= bs);
-		assert_true(key.block * bs + vlen <= in.size);
-		n++;
-	}
-	assert_int_equal(kv_iter_status(it), 0);
-	kv_iter_destroy(it);
-	if (n != in.nblocks)
-		fail_msg("ino %llu: nblocks %llu, %llu data keys", (unsigned long long)ino,
-			 (unsigned long long)in.nblocks, (unsigned long long)n);
-	if (in.flags & KVFS_IF_INLINE) {
-		assert_int_equal(in.nblocks, 0);
-		assert_true(ilen <= in.size && in.size <= t->fs->inline_max);
-	} else {
-		assert_int_equal(ilen, 0);
-	}
-	assert_int_equal(fst_stat(t, ino).st_size, (off_t)in.size);
-}
-
-static void fill(uint8_t *p, size_t n, uint64_t *rs)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(kvt_rand(rs) | 1); /* never 0: holes are visible */
-}
-
-static blkcnt_t sectors(struct fst *t, uint64_t blocks)
-{
-	return (blkcnt_t)(blocks * (t->fs->block_size / 512));
+	assert_int_equal(fst_check_file(t, ino), 0);
 }
 
 /* ---- random operations against a model ---------------------------------- */
@@ -206,8 +116,8 @@ static void random_ops(uint32_t bs, enum kvfs_durability dur, const char *name)
 			len = (size_t)(kvt_rand(&rs) % (op < 40 ? 3 * bs : cap / 2)) + 1;
 			if (kvt_rand(&rs) % 4 == 0)
 				off = kvt_rand(&rs) % 3000; /* near the inline boundary */
-			fill(buf, len, &rs);
-			wr(&t, ino, off, buf, len);
+			fst_fill(buf, len, &rs);
+			fst_write(&t, ino, off, buf, len);
 			memcpy(model + off, buf, len);
 			if (off + len > size)
 				size = off + len;
@@ -224,7 +134,7 @@ static void random_ops(uint32_t bs, enum kvfs_durability dur, const char *name)
 			uint64_t ns = kvt_rand(&rs) % 3 == 0 ? kvt_rand(&rs) % 3000 :
 							       kvt_rand(&rs) % (cap / 2);
 
-			set_size(&t, ino, ns);
+			fst_set_size(&t, ino, ns);
 			if (ns < size)
 				memset(model + ns, 0, size - ns);
 			size = ns;
@@ -238,10 +148,10 @@ static void random_ops(uint32_t bs, enum kvfs_durability dur, const char *name)
 		}
 		check_file(&t, ino);
 	}
-	expect(&t, ino, 0, size, model);
+	fst_expect(&t, ino, 0, size, model);
 	fst_remount(&t);
 	check_file(&t, ino);
-	expect(&t, ino, 0, size, model);
+	fst_expect(&t, ino, 0, size, model);
 	fst_teardown(&t);
 	free(model);
 	free(buf);
@@ -279,9 +189,9 @@ static void test_inline_to_blocks(void **state)
 	(void)state;
 	fst_setup(&t, 4096, KVFS_DUR_BATCH);
 	ino = fst_file(&t, KVFS_ROOT_INO, "small");
-	fill(a, sizeof(a), &rs);
-	wr(&t, ino, 0, a, sizeof(a));
-	in = inode_of(&t, ino, &ilen);
+	fst_fill(a, sizeof(a), &rs);
+	fst_write(&t, ino, 0, a, sizeof(a));
+	in = fst_inode(&t, ino, &ilen);
 	assert_true(in.flags & KVFS_IF_INLINE);
 	assert_int_equal(ilen, sizeof(a));
 	assert_int_equal(in.nblocks, 0);
@@ -289,52 +199,52 @@ static void test_inline_to_blocks(void **state)
 	check_file(&t, ino);
 
 	/* Up to inline_max it stays inline; one byte more moves it. */
-	wr(&t, ino, t.fs->inline_max - 1, "x", 1);
-	in = inode_of(&t, ino, &ilen);
+	fst_write(&t, ino, t.fs->inline_max - 1, "x", 1);
+	in = fst_inode(&t, ino, &ilen);
 	assert_true(in.flags & KVFS_IF_INLINE);
 	assert_int_equal(in.size, t.fs->inline_max);
-	expect(&t, ino, sizeof(a), t.fs->inline_max - 1 - sizeof(a), NULL);
-	wr(&t, ino, t.fs->inline_max, "y", 1);
-	in = inode_of(&t, ino, &ilen);
+	fst_expect(&t, ino, sizeof(a), t.fs->inline_max - 1 - sizeof(a), NULL);
+	fst_write(&t, ino, t.fs->inline_max, "y", 1);
+	in = fst_inode(&t, ino, &ilen);
 	assert_false(in.flags & KVFS_IF_INLINE);
 	assert_int_equal(ilen, 0);
 	assert_int_equal(in.nblocks, 1);
-	assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, 1));
-	expect(&t, ino, 0, sizeof(a), a);
-	expect(&t, ino, t.fs->inline_max - 1, 2, "xy");
+	assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, 1));
+	fst_expect(&t, ino, 0, sizeof(a), a);
+	fst_expect(&t, ino, t.fs->inline_max - 1, 2, "xy");
 	check_file(&t, ino);
 
 	/* A write far away from an inline file: its bytes still go to block 0. */
 	ino2 = fst_file(&t, KVFS_ROOT_INO, "far");
-	wr(&t, ino2, 0, a, 100);
-	fill(big, sizeof(big), &rs);
-	wr(&t, ino2, 10 * 4096 + 5, big, sizeof(big));
-	in = inode_of(&t, ino2, &ilen);
+	fst_write(&t, ino2, 0, a, 100);
+	fst_fill(big, sizeof(big), &rs);
+	fst_write(&t, ino2, 10 * 4096 + 5, big, sizeof(big));
+	in = fst_inode(&t, ino2, &ilen);
 	assert_int_equal(in.nblocks, 3); /* block 0, blocks 10 and 11 */
-	expect(&t, ino2, 0, 100, a);
-	expect(&t, ino2, 100, 10 * 4096 + 5 - 100, NULL);
-	expect(&t, ino2, 10 * 4096 + 5, sizeof(big), big);
+	fst_expect(&t, ino2, 0, 100, a);
+	fst_expect(&t, ino2, 100, 10 * 4096 + 5 - 100, NULL);
+	fst_expect(&t, ino2, 10 * 4096 + 5, sizeof(big), big);
 	check_file(&t, ino2);
 
 	/* Truncate up past inline_max also moves the bytes to block 0. */
 	ino2 = fst_file(&t, KVFS_ROOT_INO, "grow");
-	wr(&t, ino2, 0, a, 10);
-	set_size(&t, ino2, 100000);
-	in = inode_of(&t, ino2, &ilen);
+	fst_write(&t, ino2, 0, a, 10);
+	fst_set_size(&t, ino2, 100000);
+	in = fst_inode(&t, ino2, &ilen);
 	assert_false(in.flags & KVFS_IF_INLINE);
 	assert_int_equal(in.nblocks, 1);
-	expect(&t, ino2, 0, 10, a);
-	expect(&t, ino2, 10, 100000 - 10, NULL);
+	fst_expect(&t, ino2, 0, 10, a);
+	fst_expect(&t, ino2, 10, 100000 - 10, NULL);
 	check_file(&t, ino2);
 
 	/* An empty file truncated up within inline_max reads as zeros. */
 	ino2 = fst_file(&t, KVFS_ROOT_INO, "zeros");
-	set_size(&t, ino2, 500);
-	expect(&t, ino2, 0, 500, NULL);
+	fst_set_size(&t, ino2, 500);
+	fst_expect(&t, ino2, 0, 500, NULL);
 	check_file(&t, ino2);
 	fst_remount(&t);
-	expect(&t, ino, 0, sizeof(a), a);
-	expect(&t, ino2, 0, 500, NULL);
+	fst_expect(&t, ino, 0, sizeof(a), a);
+	fst_expect(&t, ino2, 0, 500, NULL);
 	fst_teardown(&t);
 }
 
@@ -350,33 +260,33 @@ static void test_truncate_zeroes_tail(void **state)
 	fst_setup(&t, 4096, KVFS_DUR_BATCH);
 	ino = fst_file(&t, KVFS_ROOT_INO, "f");
 	memset(buf, 0xaa, sizeof(buf));
-	wr(&t, ino, 0, buf, sizeof(buf));
-	assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, 3));
-	set_size(&t, ino, 4096 + 100);
-	assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, 2));
+	fst_write(&t, ino, 0, buf, sizeof(buf));
+	assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, 3));
+	fst_set_size(&t, ino, 4096 + 100);
+	assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, 2));
 	check_file(&t, ino);
-	set_size(&t, ino, sizeof(buf));
-	assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, 2)); /* sparse */
-	expect(&t, ino, 0, 4096 + 100, buf);
-	expect(&t, ino, 4096 + 100, sizeof(buf) - 4096 - 100, NULL);
+	fst_set_size(&t, ino, sizeof(buf));
+	assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, 2)); /* sparse */
+	fst_expect(&t, ino, 0, 4096 + 100, buf);
+	fst_expect(&t, ino, 4096 + 100, sizeof(buf) - 4096 - 100, NULL);
 	check_file(&t, ino);
 
 	/* The same within one block, and a write past the shortened block. */
-	set_size(&t, ino, 10);
-	set_size(&t, ino, 4000);
-	wr(&t, ino, 3000, "z", 1);
-	expect(&t, ino, 0, 10, buf);
-	expect(&t, ino, 10, 2990, NULL);
-	expect(&t, ino, 3000, 1, "z");
-	expect(&t, ino, 3001, 999, NULL);
+	fst_set_size(&t, ino, 10);
+	fst_set_size(&t, ino, 4000);
+	fst_write(&t, ino, 3000, "z", 1);
+	fst_expect(&t, ino, 0, 10, buf);
+	fst_expect(&t, ino, 10, 2990, NULL);
+	fst_expect(&t, ino, 3000, 1, "z");
+	fst_expect(&t, ino, 3001, 999, NULL);
 	check_file(&t, ino);
 
 	/* Truncate to 0 leaves no block, and the file can be inline again. */
-	set_size(&t, ino, 0);
+	fst_set_size(&t, ino, 0);
 	assert_int_equal(fst_stat(&t, ino).st_blocks, 0);
 	check_file(&t, ino);
-	wr(&t, ino, 0, "abc", 3);
-	assert_true(inode_of(&t, ino, NULL).flags & KVFS_IF_INLINE);
+	fst_write(&t, ino, 0, "abc", 3);
+	assert_true(fst_inode(&t, ino, NULL).flags & KVFS_IF_INLINE);
 	check_file(&t, ino);
 	fst_teardown(&t);
 }
@@ -394,27 +304,27 @@ static void test_truncate_sparse_count(void **state)
 		ino = fst_file(&t, KVFS_ROOT_INO, "f");
 		/* Blocks 0, 5, 10, 11: sparse, written just before the truncate
 		 * (possibly not yet committed: the count must see them). */
-		wr(&t, ino, 0, "a", 1);
-		wr(&t, ino, 5 * 1024 + 3, "b", 1);
-		wr(&t, ino, 10 * 1024 + 1020, "cdefgh", 6); /* blocks 10 and 11 */
-		assert_int_equal(inode_of(&t, ino, NULL).nblocks, 4);
-		set_size(&t, ino, 6 * 1024 + 1);
-		assert_int_equal(inode_of(&t, ino, NULL).nblocks, 2);
-		assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, 2));
+		fst_write(&t, ino, 0, "a", 1);
+		fst_write(&t, ino, 5 * 1024 + 3, "b", 1);
+		fst_write(&t, ino, 10 * 1024 + 1020, "cdefgh", 6); /* blocks 10 and 11 */
+		assert_int_equal(fst_inode(&t, ino, NULL).nblocks, 4);
+		fst_set_size(&t, ino, 6 * 1024 + 1);
+		assert_int_equal(fst_inode(&t, ino, NULL).nblocks, 2);
+		assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, 2));
 		check_file(&t, ino);
-		set_size(&t, ino, 5 * 1024 + 3); /* drops "b", keeps block 5's head */
+		fst_set_size(&t, ino, 5 * 1024 + 3); /* drops "b", keeps block 5's head */
 		check_file(&t, ino);
-		expect(&t, ino, 0, 1, "a");
-		expect(&t, ino, 1, 5 * 1024 + 2, NULL);
-		set_size(&t, ino, 5 * 1024);
-		assert_int_equal(inode_of(&t, ino, NULL).nblocks, 1);
+		fst_expect(&t, ino, 0, 1, "a");
+		fst_expect(&t, ino, 1, 5 * 1024 + 2, NULL);
+		fst_set_size(&t, ino, 5 * 1024);
+		assert_int_equal(fst_inode(&t, ino, NULL).nblocks, 1);
 		check_file(&t, ino);
 		/* A sparse file whose blocks all lie past the new end. */
-		wr(&t, ino, 50 * 1024, "q", 1);
-		set_size(&t, ino, 40 * 1024);
-		assert_int_equal(inode_of(&t, ino, NULL).nblocks, 1);
-		set_size(&t, ino, 0);
-		assert_int_equal(inode_of(&t, ino, NULL).nblocks, 0);
+		fst_write(&t, ino, 50 * 1024, "q", 1);
+		fst_set_size(&t, ino, 40 * 1024);
+		assert_int_equal(fst_inode(&t, ino, NULL).nblocks, 1);
+		fst_set_size(&t, ino, 0);
+		assert_int_equal(fst_inode(&t, ino, NULL).nblocks, 0);
 		check_file(&t, ino);
 		fst_teardown(&t);
 	}
@@ -432,34 +342,34 @@ static void test_sparse_5g(void **state)
 	(void)state;
 	fst_setup(&t, 4096, KVFS_DUR_BATCH);
 	ino = fst_file(&t, KVFS_ROOT_INO, "sparse");
-	wr(&t, ino, off, "hello", 5);
+	fst_write(&t, ino, off, "hello", 5);
 	st = fst_stat(&t, ino);
 	assert_int_equal(st.st_size, (off_t)(off + 5));
-	assert_int_equal(st.st_blocks, sectors(&t, 1));
-	expect(&t, ino, 0, 8192, NULL);
-	expect(&t, ino, GIB + 12345, 100000, NULL);
-	expect(&t, ino, off - 4096, 4096, NULL);
-	expect(&t, ino, off, 5, "hello");
+	assert_int_equal(st.st_blocks, fst_sectors(&t, 1));
+	fst_expect(&t, ino, 0, 8192, NULL);
+	fst_expect(&t, ino, GIB + 12345, 100000, NULL);
+	fst_expect(&t, ino, off - 4096, 4096, NULL);
+	fst_expect(&t, ino, off, 5, "hello");
 	check_file(&t, ino);
 	fst_remount(&t);
 	st = fst_stat(&t, ino);
 	assert_int_equal(st.st_size, (off_t)(off + 5));
-	assert_int_equal(st.st_blocks, sectors(&t, 1));
-	expect(&t, ino, off - 10, 10, NULL);
-	expect(&t, ino, off, 5, "hello");
+	assert_int_equal(st.st_blocks, fst_sectors(&t, 1));
+	fst_expect(&t, ino, off - 10, 10, NULL);
+	fst_expect(&t, ino, off, 5, "hello");
 
 	/* Truncating it is one delete-range, and a 10 GiB size costs nothing. */
-	set_size(&t, ino, 10 * GIB);
-	assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, 1));
-	set_size(&t, ino, 1);
+	fst_set_size(&t, ino, 10 * GIB);
+	assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, 1));
+	fst_set_size(&t, ino, 1);
 	assert_int_equal(fst_stat(&t, ino).st_blocks, 0); /* a 1-byte hole */
 	check_file(&t, ino);
 
 	/* truncate -s 10G of an empty file: all hole, nothing allocated. */
 	ino = fst_file(&t, KVFS_ROOT_INO, "empty");
-	set_size(&t, ino, 10 * GIB);
+	fst_set_size(&t, ino, 10 * GIB);
 	assert_int_equal(fst_stat(&t, ino).st_blocks, 0);
-	expect(&t, ino, 9 * GIB, 65536, NULL);
+	fst_expect(&t, ino, 9 * GIB, 65536, NULL);
 	check_file(&t, ino);
 	fst_teardown(&t);
 }
@@ -475,21 +385,21 @@ static void test_past_4g(void **state)
 
 	(void)state;
 	assert_non_null(buf);
-	fill(buf, len, &rs);
+	fst_fill(buf, len, &rs);
 	fst_setup(&t, 4096, KVFS_DUR_SYNC);
 	ino = fst_file(&t, KVFS_ROOT_INO, "big");
-	wr(&t, ino, off, buf, len); /* several batches */
+	fst_write(&t, ino, off, buf, len); /* several batches */
 	first = off / 4096;
 	last = (off + len - 1) / 4096;
 	assert_int_equal(fst_stat(&t, ino).st_size, (off_t)(off + len));
-	assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, last - first + 1));
-	expect(&t, ino, off, len, buf);
+	assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, last - first + 1));
+	fst_expect(&t, ino, off, len, buf);
 	assert_int_equal(kvfs_read(t.fs, ino, 4 * GIB, 1, &c), 1);
 	assert_int_equal(c, buf[4 * GIB - off]);
-	expect(&t, ino, off - 7, 7, NULL);
+	fst_expect(&t, ino, off - 7, 7, NULL);
 	check_file(&t, ino);
 	fst_remount(&t);
-	expect(&t, ino, off, len, buf);
+	fst_expect(&t, ino, off, len, buf);
 	/* Data at the very end of a 4 GiB + file, read at EOF. */
 	assert_int_equal(kvfs_read(t.fs, ino, off + len - 3, 100, buf), 3);
 	assert_int_equal(kvfs_read(t.fs, ino, off + len, 100, buf), 0);
@@ -507,24 +417,24 @@ static void test_st_blocks_exact(void **state)
 	fst_setup(&t, 4096, KVFS_DUR_BATCH);
 	ino = fst_file(&t, KVFS_ROOT_INO, "dense");
 	memset(buf, 1, sizeof(buf));
-	wr(&t, ino, 0, buf, 10 * 4096 + 1);
-	assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, 11));
+	fst_write(&t, ino, 0, buf, 10 * 4096 + 1);
+	assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, 11));
 	/* Overwrites inside the file, aligned or not, add nothing. */
-	wr(&t, ino, 4096, buf, 4096);
-	wr(&t, ino, 100, buf, 3 * 4096);
-	wr(&t, ino, 10 * 4096, buf, 1);
-	assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, 11));
+	fst_write(&t, ino, 4096, buf, 4096);
+	fst_write(&t, ino, 100, buf, 3 * 4096);
+	fst_write(&t, ino, 10 * 4096, buf, 1);
+	assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, 11));
 	check_file(&t, ino);
 
 	/* Holes: only written blocks count, also when filled later. */
 	ino = fst_file(&t, KVFS_ROOT_INO, "holes");
-	wr(&t, ino, 3 * 4096, buf, 4096);
-	wr(&t, ino, 8 * 4096 + 10, buf, 10);
-	assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, 2));
-	wr(&t, ino, 0, buf, 4096);		   /* a hole inside the file, whole */
-	wr(&t, ino, 5 * 4096 + 1, buf, 1);	   /* a hole, partly */
-	wr(&t, ino, 3 * 4096 + 10, buf, 2 * 4096); /* 3 and 5 exist, 4 is a hole */
-	assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, 5)); /* 0, 3, 4, 5, 8 */
+	fst_write(&t, ino, 3 * 4096, buf, 4096);
+	fst_write(&t, ino, 8 * 4096 + 10, buf, 10);
+	assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, 2));
+	fst_write(&t, ino, 0, buf, 4096);		  /* a hole inside the file, whole */
+	fst_write(&t, ino, 5 * 4096 + 1, buf, 1);	  /* a hole, partly */
+	fst_write(&t, ino, 3 * 4096 + 10, buf, 2 * 4096); /* 3 and 5 exist, 4 is a hole */
+	assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, 5)); /* 0, 3, 4, 5, 8 */
 	check_file(&t, ino);
 	fst_teardown(&t);
 }
@@ -549,10 +459,10 @@ static void test_limits(void **state)
 	/* Crossing the largest size: a short write, as Linux does. */
 	assert_int_equal(kvfs_write(t.fs, ino, max - 10, buf, 20, 0, NULL), 10);
 	assert_int_equal(fst_stat(&t, ino).st_size, (off_t)max);
-	assert_int_equal(fst_stat(&t, ino).st_blocks, sectors(&t, 1));
-	expect(&t, ino, max - 10, 10, buf);
+	assert_int_equal(fst_stat(&t, ino).st_blocks, fst_sectors(&t, 1));
+	fst_expect(&t, ino, max - 10, 10, buf);
 	check_file(&t, ino);
-	set_size(&t, ino, 0);
+	fst_set_size(&t, ino, 0);
 	check_file(&t, ino);
 
 	/* Not a regular file. */
@@ -562,7 +472,7 @@ static void test_limits(void **state)
 	assert_int_equal(kvfs_read(t.fs, 12345678, 0, 1, buf), -ENOENT);
 	assert_int_equal(kvfs_write(t.fs, 12345678, 0, buf, 1, 0, NULL), -ENOENT);
 	/* Reads past EOF and of size 0. */
-	wr(&t, ino, 0, "abc", 3);
+	fst_write(&t, ino, 0, "abc", 3);
 	assert_int_equal(kvfs_read(t.fs, ino, 3, 10, buf), 0);
 	assert_int_equal(kvfs_read(t.fs, ino, 1000000, 10, buf), 0);
 	assert_int_equal(kvfs_read(t.fs, ino, 0, 0, buf), 0);
@@ -588,7 +498,7 @@ static void test_write_times_and_suid(void **state)
 	assert_int_equal(
 		kvfs_setattr(t.fs, &t.cr, ino, &a, KVFS_SET_MTIME | KVFS_SET_MODE, &out, NULL), 0);
 	kvfs_now(&before);
-	wr(&t, ino, 0, "x", 1);
+	fst_write(&t, ino, 0, "x", 1);
 	st = fst_stat(&t, ino);
 	assert_true(st.st_mtim.tv_sec >= before.tv_sec);
 	assert_int_equal(st.st_mtim.tv_sec, st.st_ctim.tv_sec);
@@ -619,7 +529,7 @@ static void test_relatime(void **state)
 	(void)state;
 	fst_setup(&t, 4096, KVFS_DUR_SYNC);
 	ino = fst_file(&t, KVFS_ROOT_INO, "f");
-	wr(&t, ino, 0, "data", 4);
+	fst_write(&t, ino, 0, "data", 4);
 	kvfs_now(&now);
 
 	/* atime newer than mtime and ctime, and recent: left alone. */
@@ -677,7 +587,7 @@ static void test_done_callbacks(void **state)
 
 	(void)state;
 	assert_non_null(buf);
-	fill(buf, big, &rs);
+	fst_fill(buf, big, &rs);
 	for (int d = 0; d < 2; d++) {
 		struct kvfs_entry e;
 		struct kvfs_done done;
@@ -709,8 +619,8 @@ static void test_done_callbacks(void **state)
 		assert_int_equal(wd_calls(&w), 4);
 		fst_remount(&t);
 		assert_int_equal(kvfs_lookup(t.fs, KVFS_ROOT_INO, "f", &e), 0);
-		expect(&t, e.ino, 3, big, buf);
-		expect(&t, e.ino, 0, 3, NULL);
+		fst_expect(&t, e.ino, 3, big, buf);
+		fst_expect(&t, e.ino, 0, 3, NULL);
 		check_file(&t, e.ino);
 		kvfs_forget(t.fs, e.ino, 1);
 		wd_destroy(&w);
@@ -752,7 +662,7 @@ static void *writer_main(void *arg)
 
 			if (n > wt->len - off)
 				n = (size_t)(wt->len - off);
-			fill(buf, n, &rs);
+			fst_fill(buf, n, &rs);
 			memcpy(wt->expect + off, buf, n);
 			r = kvfs_write(wt->t->fs, wt->ino, wt->base + off, buf, n, 0,
 				       wt->async ? &done : NULL);
@@ -806,14 +716,14 @@ static void concurrent_writers(enum kvfs_durability dur, bool async, const char 
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 	for (int round = 0; round < 2; round++) {
 		for (int i = 0; i < 2 * NTHREADS; i++)
-			expect(&t, w[i].ino, w[i].base, region, w[i].expect);
+			fst_expect(&t, w[i].ino, w[i].base, region, w[i].expect);
 		assert_int_equal(fst_stat(&t, shared).st_size, (off_t)(NTHREADS * region));
 		assert_int_equal(fst_stat(&t, shared).st_blocks,
-				 sectors(&t, (NTHREADS * region + 4095) / 4096));
+				 fst_sectors(&t, (NTHREADS * region + 4095) / 4096));
 		check_file(&t, shared);
 		for (int i = NTHREADS; i < 2 * NTHREADS; i++) {
 			assert_int_equal(fst_stat(&t, w[i].ino).st_blocks,
-					 sectors(&t, (region + 4095) / 4096));
+					 fst_sectors(&t, (region + 4095) / 4096));
 			check_file(&t, w[i].ino);
 		}
 		fst_remount(&t);
@@ -889,9 +799,9 @@ static void test_concurrent_readers(void **state)
 	}
 	for (int round = 1; round <= 200; round++) {
 		memset(buf, round, sizeof(buf));
-		wr(&t, ino, 0, buf, (size_t)(round * 37) % sizeof(buf) + 1);
+		fst_write(&t, ino, 0, buf, (size_t)(round * 37) % sizeof(buf) + 1);
 		if (round % 10 == 0)
-			set_size(&t, ino, (uint64_t)round * 13);
+			fst_set_size(&t, ino, (uint64_t)round * 13);
 	}
 	atomic_store(&stop, 1);
 	for (int i = 0; i < 2; i++) {

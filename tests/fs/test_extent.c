@@ -7,7 +7,7 @@
  * within one file, limits; a random mix of all of them against an
  * in-memory model; persistence and kvfs_done callbacks.
  *
- * check_file() verifies fs/data.c's layout invariants from the store, with
+ * fst_check_file() verifies fs/data.c's layout invariants from the store, with
  * the empty (allocated, unwritten) block values fs/extent.c adds.
  */
 #include <errno.h>
@@ -31,113 +31,16 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void wr(struct fst *t, uint64_t ino, uint64_t off, const void *buf, size_t len)
-{
-	assert_int_equal(kvfs_write(t->fs, ino, off, buf, len, 0, NULL), (ssize_t)len);
-}
-
-static void set_size(struct fst *t, uint64_t ino, uint64_t size)
-{
-	struct stat a = { .st_size = (off_t)size }, out;
-
-	assert_int_equal(kvfs_setattr(t->fs, &t->cr, ino, &a, KVFS_SET_SIZE, &out, NULL), 0);
-}
-
 static void falloc(struct fst *t, uint64_t ino, int mode, uint64_t off, uint64_t len)
 {
 	assert_int_equal(kvfs_fallocate(t->fs, ino, mode, off, len, NULL), 0);
-}
-
-/* Read [off, off + len) and compare with @want (NULL: zeros). */
-static void expect(struct fst *t, uint64_t ino, uint64_t off, size_t len, const void *want)
-{
-	uint8_t *got = malloc(len + 1);
-
-	assert_non_null(got);
-	assert_int_equal(kvfs_read(t->fs, ino, off, len, got), (ssize_t)len);
-	if (want) {
-		assert_memory_equal(got, want, len);
-	} else {
-		for (size_t i = 0; i < len; i++)
-			if (got[i])
-				fail_msg("byte %llu is %#x, want 0", (unsigned long long)(off + i),
-					 got[i]);
-	}
-	free(got);
-}
-
-static struct kvfs_inode inode_of(struct fst *t, uint64_t ino, size_t *inline_len)
-{
-	static uint8_t inl[65536];
-	struct kvfs_inode in;
-
-	assert_int_equal(kvfs_inode_read(t->fs, ino, &in, inl, sizeof(inl), inline_len), 0);
-	return in;
-}
-
-/* fs/data.c's invariants; returns the number of empty (allocated) blocks. */
-static uint64_t check_file(struct fst *t, uint64_t ino)
-{
-	uint8_t lo[KVFS_KEY_MAX], hi[KVFS_KEY_MAX];
-	size_t llen = kvfs_key_prefix(lo, KVFS_K_DATA, ino);
-	size_t hlen = kvfs_key_prefix(hi, KVFS_K_DATA, ino + 1);
-	uint32_t bs = t->fs->block_size;
-	size_t ilen;
-	struct kvfs_inode in = inode_of(t, ino, &ilen);
-	uint64_t end = in.size / bs + (in.size % bs != 0), n = 0, empty = 0;
-	struct kv_iter *it;
-
-	assert_int_equal(kv_sync(t->fs->db), 0);
-	assert_int_equal(kv_iter_create(t->fs->db, NULL, &it), 0);
-	for (kv_iter_seek(it, lo, llen); kv_iter_valid(it); kv_iter_next(it)) {
-		size_t klen, vlen;
-		const void *k = kv_iter_key(it, &klen);
-		struct kvfs_key key;
-
-		if (memcmp(k, hi, hlen) >= 0)
-			break;
-		assert_int_equal(kvfs_key_parse(k, klen, &key), 0);
-		kv_iter_value(it, &vlen);
-		if (key.block >= end)
-			fail_msg("ino %llu: block %llu at or past the end (size %llu)",
-				 (unsigned long long)ino, (unsigned long long)key.block,
-				 (unsigned long long)in.size);
-		assert_true(vlen <= bs);
-		assert_true(key.block * bs + vlen <= in.size);
-		empty += !vlen;
-		n++;
-	}
-	assert_int_equal(kv_iter_status(it), 0);
-	kv_iter_destroy(it);
-	if (n != in.nblocks)
-		fail_msg("ino %llu: nblocks %llu, %llu data keys", (unsigned long long)ino,
-			 (unsigned long long)in.nblocks, (unsigned long long)n);
-	if (in.flags & KVFS_IF_INLINE) {
-		assert_int_equal(in.nblocks, 0);
-		assert_true(ilen <= in.size && in.size <= t->fs->inline_max);
-	} else {
-		assert_int_equal(ilen, 0);
-	}
-	assert_int_equal(fst_stat(t, ino).st_size, (off_t)in.size);
-	return empty;
-}
-
-static void fill(uint8_t *p, size_t n, uint64_t *rs)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(kvt_rand(rs) | 1); /* never 0: holes are visible */
-}
-
-static blkcnt_t sectors(struct fst *t, uint64_t blocks)
-{
-	return (blkcnt_t)(blocks * (t->fs->block_size / 512));
 }
 
 static uint64_t nblocks(struct fst *t, uint64_t ino)
 {
 	size_t ilen;
 
-	return inode_of(t, ino, &ilen).nblocks;
+	return fst_inode(t, ino, &ilen).nblocks;
 }
 
 static uint64_t seek(struct fst *t, uint64_t ino, uint64_t off, int whence)
@@ -177,9 +80,9 @@ static void test_alloc_new_file(void **state)
 	falloc(t, ino, 0, 0, 100000);
 	st = fst_stat(t, ino);
 	assert_int_equal(st.st_size, 100000);
-	assert_int_equal(st.st_blocks, sectors(t, 25)); /* ceil(100000 / 4096) */
-	assert_int_equal(check_file(t, ino), 25);
-	expect(t, ino, 0, 100000, NULL);
+	assert_int_equal(st.st_blocks, fst_sectors(t, 25)); /* ceil(100000 / 4096) */
+	assert_int_equal(fst_check_file(t, ino), 25);
+	fst_expect(t, ino, 0, 100000, NULL);
 	/* Allocated blocks are data for SEEK_DATA. */
 	assert_int_equal(seek(t, ino, 0, SEEK_DATA), 0);
 	assert_int_equal(seek(t, ino, 5000, SEEK_HOLE), 100000);
@@ -187,15 +90,15 @@ static void test_alloc_new_file(void **state)
 	falloc(t, ino, 0, 0, 100000);
 	assert_int_equal(nblocks(t, ino), 25);
 	/* Writes into allocated blocks, partial and whole. */
-	wr(t, ino, 10, "abc", 3);
-	wr(t, ino, 99999, "z", 1);
+	fst_write(t, ino, 10, "abc", 3);
+	fst_write(t, ino, 99999, "z", 1);
 	assert_int_equal(nblocks(t, ino), 25);
-	expect(t, ino, 10, 3, "abc");
-	expect(t, ino, 13, 99999 - 13, NULL);
-	assert_int_equal(check_file(t, ino), 23);
+	fst_expect(t, ino, 10, 3, "abc");
+	fst_expect(t, ino, 13, 99999 - 13, NULL);
+	assert_int_equal(fst_check_file(t, ino), 23);
 	fst_remount(t);
-	expect(t, ino, 99999, 1, "z");
-	assert_int_equal(check_file(t, ino), 23);
+	fst_expect(t, ino, 99999, 1, "z");
+	assert_int_equal(fst_check_file(t, ino), 23);
 }
 
 static void test_alloc_keeps_data(void **state)
@@ -206,10 +109,10 @@ static void test_alloc_keeps_data(void **state)
 	struct timespec m0;
 
 	/* Sparse: data in blocks 0-2 and at 10..11, holes between. */
-	fill(a, sizeof(a), &rs);
-	fill(b, sizeof(b), &rs);
-	wr(t, ino, 0, a, sizeof(a));
-	wr(t, ino, 10 * 4096 + 100, b, sizeof(b));
+	fst_fill(a, sizeof(a), &rs);
+	fst_fill(b, sizeof(b), &rs);
+	fst_write(t, ino, 0, a, sizeof(a));
+	fst_write(t, ino, 10 * 4096 + 100, b, sizeof(b));
 	assert_int_equal(nblocks(t, ino), 5);
 	m0 = fst_stat(t, ino).st_mtim;
 	usleep(2000);
@@ -218,19 +121,19 @@ static void test_alloc_keeps_data(void **state)
 	assert_int_equal(nblocks(t, ino), 12); /* blocks 3..9 added */
 	assert_int_equal(fst_stat(t, ino).st_size, 10 * 4096 + 5100);
 	assert_int_equal(fst_stat(t, ino).st_mtim.tv_nsec, m0.tv_nsec);
-	expect(t, ino, 0, sizeof(a), a);
-	expect(t, ino, sizeof(a), 10 * 4096 + 100 - sizeof(a), NULL);
-	expect(t, ino, 10 * 4096 + 100, sizeof(b), b);
-	assert_int_equal(check_file(t, ino), 7);
+	fst_expect(t, ino, 0, sizeof(a), a);
+	fst_expect(t, ino, sizeof(a), 10 * 4096 + 100 - sizeof(a), NULL);
+	fst_expect(t, ino, 10 * 4096 + 100, sizeof(b), b);
+	assert_int_equal(fst_check_file(t, ino), 7);
 	/* Past EOF: grows the size (and mtime), dense file: appended blocks. */
 	falloc(t, ino, 0, 20 * 4096, 4096);
 	assert_int_equal(fst_stat(t, ino).st_size, 21 * 4096);
 	assert_int_equal(nblocks(t, ino), 13); /* block 20; 12..19 stay holes */
 	assert_true(fst_stat(t, ino).st_mtim.tv_nsec != m0.tv_nsec ||
 		    fst_stat(t, ino).st_mtim.tv_sec != m0.tv_sec);
-	expect(t, ino, 10 * 4096 + 100, sizeof(b), b);
-	expect(t, ino, 10 * 4096 + 5100, 21 * 4096 - (10 * 4096 + 5100), NULL);
-	check_file(t, ino);
+	fst_expect(t, ino, 10 * 4096 + 100, sizeof(b), b);
+	fst_expect(t, ino, 10 * 4096 + 5100, 21 * 4096 - (10 * 4096 + 5100), NULL);
+	fst_check_file(t, ino);
 }
 
 static void test_alloc_keep_size(void **state)
@@ -239,7 +142,7 @@ static void test_alloc_keep_size(void **state)
 	uint64_t ino = fst_file(t, KVFS_ROOT_INO, "f");
 	struct stat st;
 
-	set_size(t, ino, 10 * 4096 + 1);
+	fst_set_size(t, ino, 10 * 4096 + 1);
 	assert_int_equal(nblocks(t, ino), 0);
 	/* Past EOF: accepted, nothing allocated, size unchanged. */
 	falloc(t, ino, KEEP, 20 * 4096, 1 << 20);
@@ -250,20 +153,20 @@ static void test_alloc_keep_size(void **state)
 	falloc(t, ino, KEEP, 8 * 4096, 1 << 20);
 	st = fst_stat(t, ino);
 	assert_int_equal(st.st_size, 10 * 4096 + 1);
-	assert_int_equal(st.st_blocks, sectors(t, 3));
-	assert_int_equal(check_file(t, ino), 3);
-	expect(t, ino, 0, 10 * 4096 + 1, NULL);
+	assert_int_equal(st.st_blocks, fst_sectors(t, 3));
+	assert_int_equal(fst_check_file(t, ino), 3);
+	fst_expect(t, ino, 0, 10 * 4096 + 1, NULL);
 	assert_int_equal(seek(t, ino, 0, SEEK_DATA), 8 * 4096);
 	assert_int_equal(seek(t, ino, 0, SEEK_HOLE), 0);
 	assert_int_equal(seek(t, ino, 8 * 4096 + 5, SEEK_HOLE), 10 * 4096 + 1);
 	/* Appending into the allocated last block keeps the count. */
-	wr(t, ino, 10 * 4096 + 1, "q", 1);
+	fst_write(t, ino, 10 * 4096 + 1, "q", 1);
 	assert_int_equal(nblocks(t, ino), 3);
-	check_file(t, ino);
+	fst_check_file(t, ino);
 	/* Truncate down through allocated blocks counts them. */
-	set_size(t, ino, 9 * 4096);
+	fst_set_size(t, ino, 9 * 4096);
 	assert_int_equal(nblocks(t, ino), 1);
-	check_file(t, ino);
+	fst_check_file(t, ino);
 }
 
 static void test_alloc_inline(void **state)
@@ -273,41 +176,41 @@ static void test_alloc_inline(void **state)
 	size_t ilen;
 	struct kvfs_inode in;
 
-	wr(t, ino, 0, "hello", 5);
-	assert_true(inode_of(t, ino, &ilen).flags & KVFS_IF_INLINE);
+	fst_write(t, ino, 0, "hello", 5);
+	assert_true(fst_inode(t, ino, &ilen).flags & KVFS_IF_INLINE);
 	/* Within inline_max: moves to one block, bytes kept. */
 	falloc(t, ino, 0, 0, 200);
-	in = inode_of(t, ino, &ilen);
+	in = fst_inode(t, ino, &ilen);
 	assert_false(in.flags & KVFS_IF_INLINE);
 	assert_int_equal(in.size, 200);
 	assert_int_equal(in.nblocks, 1);
-	assert_int_equal(fst_stat(t, ino).st_blocks, sectors(t, 1));
-	expect(t, ino, 0, 5, "hello");
-	expect(t, ino, 5, 195, NULL);
-	check_file(t, ino);
-	wr(t, ino, 100, "xy", 2);
-	expect(t, ino, 0, 5, "hello");
-	expect(t, ino, 100, 2, "xy");
-	check_file(t, ino);
+	assert_int_equal(fst_stat(t, ino).st_blocks, fst_sectors(t, 1));
+	fst_expect(t, ino, 0, 5, "hello");
+	fst_expect(t, ino, 5, 195, NULL);
+	fst_check_file(t, ino);
+	fst_write(t, ino, 100, "xy", 2);
+	fst_expect(t, ino, 0, 5, "hello");
+	fst_expect(t, ino, 100, 2, "xy");
+	fst_check_file(t, ino);
 
 	/* Past inline_max: block 0 holds the bytes, the rest is allocated. */
 	ino2 = fst_file(t, KVFS_ROOT_INO, "g");
-	wr(t, ino2, 0, "abc", 3);
+	fst_write(t, ino2, 0, "abc", 3);
 	falloc(t, ino2, 0, 4096, 3 * 4096);
-	in = inode_of(t, ino2, &ilen);
+	in = fst_inode(t, ino2, &ilen);
 	assert_int_equal(in.size, 4 * 4096);
 	assert_int_equal(in.nblocks, 4);
-	assert_int_equal(check_file(t, ino2), 3);
-	expect(t, ino2, 0, 3, "abc");
-	expect(t, ino2, 3, 4 * 4096 - 3, NULL);
+	assert_int_equal(fst_check_file(t, ino2), 3);
+	fst_expect(t, ino2, 0, 3, "abc");
+	fst_expect(t, ino2, 3, 4 * 4096 - 3, NULL);
 
 	/* KEEP_SIZE on an empty inline file: nothing inside it. */
 	ino3 = fst_file(t, KVFS_ROOT_INO, "h");
 	falloc(t, ino3, KEEP, 0, 8192);
-	in = inode_of(t, ino3, &ilen);
+	in = fst_inode(t, ino3, &ilen);
 	assert_int_equal(in.size, 0);
 	assert_int_equal(in.nblocks, 0);
-	check_file(t, ino3);
+	fst_check_file(t, ino3);
 }
 
 /* Several batches (4096 blocks each) and a remount. */
@@ -319,16 +222,16 @@ static void test_alloc_many_batches(void **state)
 	(void)state;
 	fst_setup(&t, 1024, KVFS_DUR_SYNC);
 	ino = fst_file(&t, KVFS_ROOT_INO, "big");
-	wr(&t, ino, 5000 * 1024, "mid", 3); /* one data block in the middle */
+	fst_write(&t, ino, 5000 * 1024, "mid", 3); /* one data block in the middle */
 	falloc(&t, ino, 0, 512, n * 1024);
 	assert_int_equal(fst_stat(&t, ino).st_size, (off_t)(n * 1024 + 512));
 	assert_int_equal(nblocks(&t, ino), n + 1);
-	assert_int_equal(check_file(&t, ino), n);
-	expect(&t, ino, 5000 * 1024, 3, "mid");
+	assert_int_equal(fst_check_file(&t, ino), n);
+	fst_expect(&t, ino, 5000 * 1024, 3, "mid");
 	fst_remount(&t);
 	assert_int_equal(fst_stat(&t, ino).st_blocks, (blkcnt_t)((n + 1) * 2));
-	assert_int_equal(check_file(&t, ino), n);
-	expect(&t, ino, 0, 5000 * 1024, NULL);
+	assert_int_equal(fst_check_file(&t, ino), n);
+	fst_expect(&t, ino, 0, 5000 * 1024, NULL);
 	fst_teardown(&t);
 }
 
@@ -359,7 +262,7 @@ static void test_alloc_errors(void **state)
 	/* Up to the largest size is fine (KEEP_SIZE: nothing inside). */
 	assert_int_equal(kvfs_fallocate(t->fs, ino, KEEP, INT64_MAX - 10, 10, NULL), 0);
 	assert_int_equal(fst_stat(t, ino).st_size, 0);
-	check_file(t, ino);
+	fst_check_file(t, ino);
 }
 
 /* ---- punch -------------------------------------------------------------- */
@@ -372,23 +275,23 @@ static void test_punch_dense(void **state)
 	struct stat st;
 
 	assert_non_null(a);
-	fill(a, size, &rs);
-	wr(t, ino, 0, a, size);
-	assert_int_equal(fst_stat(t, ino).st_blocks, sectors(t, 10));
+	fst_fill(a, size, &rs);
+	fst_write(t, ino, 0, a, size);
+	assert_int_equal(fst_stat(t, ino).st_blocks, fst_sectors(t, 10));
 	/* [4096 + 100, 5 * 4096 + 200): blocks 2..4 go, 1 and 5 are zeroed. */
 	falloc(t, ino, PUNCH, 4096 + 100, 4 * 4096 + 100);
 	memset(a + 4096 + 100, 0, 4 * 4096 + 100);
 	st = fst_stat(t, ino);
 	assert_int_equal(st.st_size, (off_t)size);
-	assert_int_equal(st.st_blocks, sectors(t, 7));
-	expect(t, ino, 0, size, a);
-	assert_int_equal(check_file(t, ino), 0);
+	assert_int_equal(st.st_blocks, fst_sectors(t, 7));
+	fst_expect(t, ino, 0, size, a);
+	assert_int_equal(fst_check_file(t, ino), 0);
 	assert_int_equal(seek(t, ino, 4096, SEEK_HOLE), 2 * 4096);
 	assert_int_equal(seek(t, ino, 2 * 4096, SEEK_DATA), 5 * 4096);
 	/* A hole within one block: zeroed in place. */
 	falloc(t, ino, PUNCH, 7 * 4096 + 10, 20);
 	memset(a + 7 * 4096 + 10, 0, 20);
-	expect(t, ino, 0, size, a);
+	fst_expect(t, ino, 0, size, a);
 	assert_int_equal(nblocks(t, ino), 7);
 	/* Through EOF: the partial last block is whole. Block 8 keeps 5
 	 * bytes; block 9 goes. */
@@ -396,19 +299,19 @@ static void test_punch_dense(void **state)
 	memset(a + 8 * 4096 + 5, 0, size - (8 * 4096 + 5));
 	assert_int_equal(fst_stat(t, ino).st_size, (off_t)size);
 	assert_int_equal(nblocks(t, ino), 6);
-	expect(t, ino, 0, size, a);
-	check_file(t, ino);
+	fst_expect(t, ino, 0, size, a);
+	fst_check_file(t, ino);
 	/* The head of a block to the end of its value: empty, still allocated. */
 	falloc(t, ino, PUNCH, 8 * 4096, 5);
 	memset(a + 8 * 4096, 0, 5);
 	assert_int_equal(nblocks(t, ino), 6);
-	assert_int_equal(check_file(t, ino), 1);
+	assert_int_equal(fst_check_file(t, ino), 1);
 	/* Past EOF: nothing. */
 	falloc(t, ino, PUNCH, size, 4096);
 	assert_int_equal(nblocks(t, ino), 6);
 	fst_remount(t);
-	expect(t, ino, 0, size, a);
-	check_file(t, ino);
+	fst_expect(t, ino, 0, size, a);
+	fst_check_file(t, ino);
 	free(a);
 }
 
@@ -420,33 +323,33 @@ static void test_punch_sparse(void **state)
 
 	/* Every third block of 600 stored. */
 	for (uint64_t i = 0; i < 600; i += 3, want++)
-		wr(t, ino, i * 4096 + 1, "d", 1);
-	set_size(t, ino, 600 * 4096);
+		fst_write(t, ino, i * 4096 + 1, "d", 1);
+	fst_set_size(t, ino, 600 * 4096);
 	assert_int_equal(nblocks(t, ino), want);
 	/* A small range (deleted one by one): blocks 3, 6 go. */
 	falloc(t, ino, PUNCH, 3 * 4096, 5 * 4096);
 	want -= 2;
 	assert_int_equal(nblocks(t, ino), want);
-	check_file(t, ino);
+	fst_check_file(t, ino);
 	/* A big one (a range tombstone and a count): blocks 99..498. */
 	falloc(t, ino, PUNCH, 99 * 4096, 400 * 4096);
 	want -= 400 / 3 + 1;
 	assert_int_equal(nblocks(t, ino), want);
-	check_file(t, ino);
-	expect(t, ino, 99 * 4096, 400 * 4096, NULL);
-	expect(t, ino, 0 * 4096 + 1, 1, "d");
-	expect(t, ino, 99 * 4096 - 4096 * 3 + 1, 1, "d");
-	expect(t, ino, 501 * 4096 + 1, 1, "d");
+	fst_check_file(t, ino);
+	fst_expect(t, ino, 99 * 4096, 400 * 4096, NULL);
+	fst_expect(t, ino, 0 * 4096 + 1, 1, "d");
+	fst_expect(t, ino, 99 * 4096 - 4096 * 3 + 1, 1, "d");
+	fst_expect(t, ino, 501 * 4096 + 1, 1, "d");
 	assert_int_equal(fst_stat(t, ino).st_size, 600 * 4096);
 	/* A big one in a dense file. */
 	{
 		uint64_t d = fst_file(t, KVFS_ROOT_INO, "dense");
 
 		falloc(t, d, 0, 0, 500 * 4096);
-		wr(t, d, 0, "x", 1);
+		fst_write(t, d, 0, "x", 1);
 		falloc(t, d, PUNCH, 4096, 300 * 4096);
 		assert_int_equal(nblocks(t, d), 200);
-		check_file(t, d);
+		fst_check_file(t, d);
 	}
 }
 
@@ -456,14 +359,14 @@ static void test_punch_inline(void **state)
 	uint64_t ino = fst_file(t, KVFS_ROOT_INO, "f");
 	size_t ilen;
 
-	wr(t, ino, 0, "abcdefghij", 10);
+	fst_write(t, ino, 0, "abcdefghij", 10);
 	falloc(t, ino, PUNCH, 2, 3);
-	expect(t, ino, 0, 10, "ab\0\0\0fghij");
+	fst_expect(t, ino, 0, 10, "ab\0\0\0fghij");
 	falloc(t, ino, PUNCH, 8, 100);
-	expect(t, ino, 0, 10, "ab\0\0\0fgh\0\0");
+	fst_expect(t, ino, 0, 10, "ab\0\0\0fgh\0\0");
 	assert_int_equal(fst_stat(t, ino).st_size, 10);
-	assert_true(inode_of(t, ino, &ilen).flags & KVFS_IF_INLINE);
-	check_file(t, ino);
+	assert_true(fst_inode(t, ino, &ilen).flags & KVFS_IF_INLINE);
+	fst_check_file(t, ino);
 }
 
 /* ---- SEEK_DATA / SEEK_HOLE ---------------------------------------------- */
@@ -501,7 +404,7 @@ static void test_seek_map(void **state)
 
 			switch (kvt_rand(&rs) % 3) {
 			case 0:
-				wr(t, ino, blk * bs + kvt_rand(&rs) % bs, "w", 1);
+				fst_write(t, ino, blk * bs + kvt_rand(&rs) % bs, "w", 1);
 				map[blk] = true;
 				break;
 			case 1:
@@ -517,7 +420,7 @@ static void test_seek_map(void **state)
 			}
 			size = fst_stat(t, ino).st_size;
 		}
-		check_file(t, ino);
+		fst_check_file(t, ino);
 		for (uint64_t off = 0; off <= size + 1; off += 777) {
 			for (int w = SEEK_DATA; w <= SEEK_HOLE; w++) {
 				uint64_t want = 0, got = 0;
@@ -543,22 +446,22 @@ static void test_seek_cases(void **state)
 	seek_err(t, ino, 0, SEEK_DATA, -ENXIO);
 	seek_err(t, ino, 0, SEEK_HOLE, -ENXIO);
 	/* Inline: all data, the virtual hole at EOF. */
-	wr(t, ino, 0, "hello", 5);
+	fst_write(t, ino, 0, "hello", 5);
 	assert_int_equal(seek(t, ino, 2, SEEK_DATA), 2);
 	assert_int_equal(seek(t, ino, 2, SEEK_HOLE), 5);
 	seek_err(t, ino, 5, SEEK_DATA, -ENXIO);
 	seek_err(t, ino, (uint64_t)-1, SEEK_HOLE, -ENXIO); /* a negative offset */
 	/* A file of holes. */
-	set_size(t, ino, 0);
-	set_size(t, ino, 1 << 20);
+	fst_set_size(t, ino, 0);
+	fst_set_size(t, ino, 1 << 20);
 	seek_err(t, ino, 0, SEEK_DATA, -ENXIO);
 	assert_int_equal(seek(t, ino, 100, SEEK_HOLE), 100);
 	/* Data only at the end: a hole, then data up to EOF. */
-	wr(t, ino, (1 << 20) - 1, "e", 1);
+	fst_write(t, ino, (1 << 20) - 1, "e", 1);
 	assert_int_equal(seek(t, ino, 0, SEEK_DATA), (1 << 20) - 4096);
 	assert_int_equal(seek(t, ino, (1 << 20) - 10, SEEK_HOLE), 1 << 20);
 	/* Dense. */
-	set_size(t, ino, 0);
+	fst_set_size(t, ino, 0);
 	falloc(t, ino, 0, 0, 3 * 4096 + 1);
 	assert_int_equal(seek(t, ino, 4097, SEEK_DATA), 4097);
 	assert_int_equal(seek(t, ino, 1, SEEK_HOLE), 3 * 4096 + 1);
@@ -580,28 +483,28 @@ static void test_copy_aligned(void **state)
 
 	assert_true(a && d);
 	/* Source: blocks 0..9 data, 10..19 hole, 20..29 allocated, 30.. data. */
-	fill(a, 10 * 4096, &rs);
-	wr(t, src, 0, a, 10 * 4096);
-	fill(a + 30 * 4096, size - 30 * 4096, &rs);
-	wr(t, src, 30 * 4096, a + 30 * 4096, size - 30 * 4096);
+	fst_fill(a, 10 * 4096, &rs);
+	fst_write(t, src, 0, a, 10 * 4096);
+	fst_fill(a + 30 * 4096, size - 30 * 4096, &rs);
+	fst_write(t, src, 30 * 4096, a + 30 * 4096, size - 30 * 4096);
 	falloc(t, src, 0, 20 * 4096, 10 * 4096);
 	/* Destination: dense data that the hole must clear. */
-	fill(d, 12 * 4096, &rs);
-	wr(t, dst, 0, d, 12 * 4096);
+	fst_fill(d, 12 * 4096, &rs);
+	fst_write(t, dst, 0, d, 12 * 4096);
 	/* Same alignment (100 + 4096 vs 100): whole blocks key to key. */
 	assert_int_equal(copy(t, src, 100, dst, 4096 + 100, size), (ssize_t)(size - 100));
 	memcpy(d + 4096 + 100, a + 100, size - 100);
 	assert_int_equal(fst_stat(t, dst).st_size, (off_t)(size + 4096));
-	expect(t, dst, 0, size + 4096, d);
+	fst_expect(t, dst, 0, size + 4096, d);
 	/* dst block b = src block b - 1 for b >= 1: holes are 11..20, the
 	 * allocated ones 21..30 (empty values). */
 	assert_int_equal(nblocks(t, dst), 42 - 10);
-	assert_int_equal(check_file(t, dst), 10);
+	assert_int_equal(fst_check_file(t, dst), 10);
 	assert_int_equal(seek(t, dst, 0, SEEK_HOLE), 11 * 4096);
 	assert_int_equal(seek(t, dst, 11 * 4096, SEEK_DATA), 21 * 4096);
 	fst_remount(t);
-	expect(t, dst, 0, size + 4096, d);
-	check_file(t, dst);
+	fst_expect(t, dst, 0, size + 4096, d);
+	fst_check_file(t, dst);
 	free(a);
 	free(d);
 }
@@ -614,23 +517,23 @@ static void test_copy_unaligned(void **state)
 	uint8_t *a = malloc(size), *d = calloc(1, size + 5000);
 
 	assert_true(a && d);
-	fill(a, size, &rs);
-	wr(t, src, 0, a, size);
+	fst_fill(a, size, &rs);
+	fst_write(t, src, 0, a, size);
 	falloc(t, src, PUNCH, 50000, 70000); /* a hole in the middle */
 	memset(a + 50000, 0, 70000);
-	wr(t, dst, 0, "head", 4);
+	fst_write(t, dst, 0, "head", 4);
 	memcpy(d, "head", 4);
 	assert_int_equal(copy(t, src, 3, dst, 4999, size), (ssize_t)(size - 3));
 	memcpy(d + 4999, a + 3, size - 3);
 	assert_int_equal(fst_stat(t, dst).st_size, (off_t)(4999 + size - 3));
-	expect(t, dst, 0, 4999 + size - 3, d);
-	check_file(t, dst);
+	fst_expect(t, dst, 0, 4999 + size - 3, d);
+	fst_check_file(t, dst);
 	/* Past the source's EOF: 0; a length clipped to it. */
 	assert_int_equal(copy(t, src, size, dst, 0, 100), 0);
 	assert_int_equal(copy(t, src, size + 100, dst, 0, 100), 0);
 	assert_int_equal(copy(t, src, size - 10, dst, 0, 100), 10);
 	memcpy(d, a + size - 10, 10);
-	expect(t, dst, 0, 4999 + size - 3, d);
+	fst_expect(t, dst, 0, 4999 + size - 3, d);
 	assert_int_equal(copy(t, src, 0, dst, 0, 0), 0);
 	free(a);
 	free(d);
@@ -645,27 +548,27 @@ static void test_copy_inline(void **state)
 	size_t ilen;
 	uint64_t rs = 13;
 
-	wr(t, s, 0, "0123456789", 10);
+	fst_write(t, s, 0, "0123456789", 10);
 	/* Inline to inline. */
 	assert_int_equal(copy(t, s, 2, d, 1, 5), 5);
-	expect(t, d, 0, 6,
-	       "\0"
-	       "23456");
-	assert_true(inode_of(t, d, &ilen).flags & KVFS_IF_INLINE);
-	check_file(t, d);
+	fst_expect(t, d, 0, 6,
+		   "\0"
+		   "23456");
+	assert_true(fst_inode(t, d, &ilen).flags & KVFS_IF_INLINE);
+	fst_check_file(t, d);
 	/* Inline to far away: the destination moves to blocks. */
-	wr(t, d2, 0, "xy", 2);
+	fst_write(t, d2, 0, "xy", 2);
 	assert_int_equal(copy(t, s, 0, d2, 3 * 4096 - 4, 10), 10);
-	expect(t, d2, 0, 2, "xy");
-	expect(t, d2, 3 * 4096 - 4, 10, "0123456789");
-	check_file(t, d2);
+	fst_expect(t, d2, 0, 2, "xy");
+	fst_expect(t, d2, 3 * 4096 - 4, 10, "0123456789");
+	fst_check_file(t, d2);
 	/* Blocks into an inline file, aligned. */
-	fill(blk, sizeof(blk), &rs);
-	wr(t, big, 0, blk, sizeof(blk));
+	fst_fill(blk, sizeof(blk), &rs);
+	fst_write(t, big, 0, blk, sizeof(blk));
 	assert_int_equal(copy(t, big, 0, d, 0, sizeof(blk)), (ssize_t)sizeof(blk));
-	expect(t, d, 0, sizeof(blk), blk);
+	fst_expect(t, d, 0, sizeof(blk), blk);
 	assert_int_equal(nblocks(t, d), 2);
-	check_file(t, d);
+	fst_check_file(t, d);
 }
 
 static void test_copy_same_file(void **state)
@@ -676,8 +579,8 @@ static void test_copy_same_file(void **state)
 	uint8_t *a = malloc(4 * size + 8192);
 
 	assert_non_null(a);
-	fill(a, size, &rs);
-	wr(t, f, 0, a, size);
+	fst_fill(a, size, &rs);
+	fst_write(t, f, 0, a, size);
 	/* Overlapping ranges of one file. */
 	assert_int_equal(copy(t, f, 0, f, 100, 200), -EINVAL);
 	assert_int_equal(copy(t, f, 100, f, 0, 200), -EINVAL);
@@ -690,16 +593,16 @@ static void test_copy_same_file(void **state)
 	assert_int_equal(copy(t, f, 5, f, 3 * size + 1, 4096), 4096);
 	memset(a + 2 * size, 0, size + 1);
 	memcpy(a + 3 * size + 1, a + 5, 4096);
-	expect(t, f, 0, 3 * size + 1 + 4096, a);
-	check_file(t, f);
+	fst_expect(t, f, 0, 3 * size + 1 + 4096, a);
+	fst_check_file(t, f);
 	/* An inline file onto itself. */
-	wr(t, g, 0, "abcdef", 6);
+	fst_write(t, g, 0, "abcdef", 6);
 	assert_int_equal(copy(t, g, 0, g, 3, 3), 3);
-	expect(t, g, 0, 6, "abcabc");
+	fst_expect(t, g, 0, 6, "abcabc");
 	assert_int_equal(copy(t, g, 0, g, 5000, 6), 6);
-	expect(t, g, 0, 6, "abcabc");
-	expect(t, g, 5000, 6, "abcabc");
-	check_file(t, g);
+	fst_expect(t, g, 0, 6, "abcabc");
+	fst_expect(t, g, 5000, 6, "abcabc");
+	fst_check_file(t, g);
 	free(a);
 }
 
@@ -711,7 +614,7 @@ static void test_copy_errors_suid(void **state)
 	struct stat a = { .st_mode = 06755 }, out;
 	size_t copied;
 
-	wr(t, s, 0, "data", 4);
+	fst_write(t, s, 0, "data", 4);
 	assert_int_equal(kvfs_copy_file_range(t->fs, s, 0, d, 0, 4, 1, 0, &copied, NULL), -EINVAL);
 	assert_int_equal(copy(t, s, (uint64_t)-1, d, 0, 4), -EINVAL);
 	assert_int_equal(copy(t, s, 0, d, (uint64_t)-1, 4), -EINVAL);
@@ -724,7 +627,7 @@ static void test_copy_errors_suid(void **state)
 	assert_int_equal(kvfs_setattr(t->fs, &t->cr, d, &a, KVFS_SET_MODE, &out, NULL), 0);
 	assert_int_equal(kvfs_copy_file_range(t->fs, s, 0, d, 0, 4, 0, 1, &copied, NULL), 4);
 	assert_int_equal(fst_stat(t, d).st_mode & 07777, 0755);
-	check_file(t, d);
+	fst_check_file(t, d);
 }
 
 /* ---- done callbacks ----------------------------------------------------- */
@@ -778,7 +681,7 @@ static void done_ops(enum kvfs_durability dur)
 	assert_int_equal(kvfs_fallocate(t.fs, f, PUNCH, 1 << 30, 1024, &d), 0);
 	assert_int_equal(kvfs_copy_file_range(t.fs, s, 1 << 20, f, 0, 10, 0, 0, &copied, &d), 0);
 	assert_int_equal(copied, 0);
-	wr(&t, s, 0, "abc", 3);
+	fst_write(&t, s, 0, "abc", 3);
 	assert_int_equal(kvfs_copy_file_range(t.fs, s, 0, f, 7, 3, 0, 0, &copied, &d),
 			 KVFS_PENDING);
 	assert_int_equal(copied, 3);
@@ -787,10 +690,10 @@ static void done_ops(enum kvfs_durability dur)
 			 KVFS_PENDING);
 	assert_int_equal(copied, 1 << 20);
 	wd_wait(&w, 5);
-	expect(&t, s, 7, 3, "abc");
+	fst_expect(&t, s, 7, 3, "abc");
 	assert_int_equal(w.calls, 5);
-	check_file(&t, s);
-	check_file(&t, f);
+	fst_check_file(&t, s);
+	fst_check_file(&t, f);
 	fst_teardown(&t);
 }
 
@@ -833,8 +736,8 @@ static void random_mix(uint32_t bs, enum kvfs_durability dur, const char *name)
 		if (kvt_rand(&rs) % 3 == 0)
 			len = kvt_rand(&rs) % 300 + 1;
 		if (op < 25) {
-			fill(buf, len, &rs);
-			wr(&t, ino[k], off, buf, len);
+			fst_fill(buf, len, &rs);
+			fst_write(&t, ino[k], off, buf, len);
 			memcpy(m + off, buf, len);
 			size[k] = off + len > size[k] ? off + len : size[k];
 		} else if (op < 40) {
@@ -870,14 +773,14 @@ static void random_mix(uint32_t bs, enum kvfs_durability dur, const char *name)
 		} else if (op < 95) {
 			uint64_t ns = kvt_rand(&rs) % (cap / 2);
 
-			set_size(&t, ino[k], ns);
+			fst_set_size(&t, ino[k], ns);
 			if (ns < size[k])
 				memset(m + ns, 0, size[k] - ns);
 			size[k] = ns;
 		} else {
 			fst_remount(&t);
 		}
-		check_file(&t, ino[k]);
+		fst_check_file(&t, ino[k]);
 		assert_int_equal(kvfs_read(t.fs, ino[k], 0, cap * 2, got), (ssize_t)size[k]);
 		if (memcmp(got, m, size[k]))
 			fail_msg("seed %llu op %d (%u): file %u differs", (unsigned long long)seed,

@@ -69,6 +69,30 @@ static bool user_ok(uint32_t mode)
 	return S_ISREG(mode) || S_ISDIR(mode);
 }
 
+/*
+ * Append, as one batch, attribute @key set to @value (NULL: deleted) with
+ * inode @in (ctime now; KVFS_IF_XATTR once it has had an attribute, so that
+ * kvfs_batch_drop deletes them). The caller holds @ino's stripe lock.
+ */
+static int xattr_commit(struct kvfs *fs, uint64_t ino, struct kvfs_inode *in, const void *inl,
+			size_t ilen, const uint8_t *key, size_t klen, const void *value,
+			size_t size, const struct kvfs_done *done)
+{
+	struct kv_batch *b = kvfs_batch();
+	int err;
+
+	kvfs_now(&in->ctime);
+	if (value) {
+		in->flags |= KVFS_IF_XATTR;
+		err = kv_batch_put(b, key, klen, value, size);
+	} else {
+		err = kv_batch_delete(b, key, klen);
+	}
+	if (!err)
+		err = kvfs_batch_put_inode(b, ino, in, inl, ilen);
+	return err ? err : kvfs_commit(fs, b, done);
+}
+
 /* Set (@value != NULL) or remove an attribute of a locked, read inode. */
 static int xattr_change(struct kvfs *fs, uint64_t ino, const char *name, size_t len, bool user,
 			const void *value, size_t size, int flags, const struct kvfs_done *done)
@@ -76,7 +100,6 @@ static int xattr_change(struct kvfs *fs, uint64_t ino, const char *name, size_t 
 	uint8_t key[KVFS_KEY_MAX], inl[XA_INLINE_CAP];
 	size_t klen = kvfs_key_xattr(key, ino, name, len), ilen;
 	struct kvfs_inode in;
-	struct kv_batch *b;
 	uint8_t probe;
 	ssize_t n;
 	int err;
@@ -101,18 +124,7 @@ static int xattr_change(struct kvfs *fs, uint64_t ino, const char *name, size_t 
 	if (err)
 		goto out;
 
-	kvfs_now(&in.ctime);
-	b = kvfs_batch();
-	if (value) {
-		in.flags |= KVFS_IF_XATTR; /* kvfs_batch_drop deletes them */
-		err = kv_batch_put(b, key, klen, value, size);
-	} else {
-		err = kv_batch_delete(b, key, klen);
-	}
-	if (!err)
-		err = kvfs_batch_put_inode(b, ino, &in, inl, ilen);
-	if (!err)
-		err = kvfs_commit(fs, b, done);
+	err = xattr_commit(fs, ino, &in, inl, ilen, key, klen, value, size, done);
 out:
 	kvfs_unlock1(fs, ino);
 	return err;
@@ -169,7 +181,6 @@ static int acl_set(struct kvfs *fs, uint64_t ino, enum acl_type type, const void
 	uint8_t key[KVFS_KEY_MAX], inl[XA_INLINE_CAP], probe;
 	size_t klen = acl_key(key, ino, type), ilen;
 	struct kvfs_inode in;
-	struct kv_batch *b;
 	bool store;
 	ssize_t n;
 	int err = value ? kvfs_acl_valid(value, size) : 0;
@@ -205,18 +216,7 @@ static int acl_set(struct kvfs *fs, uint64_t ino, enum acl_type type, const void
 		}
 	}
 
-	kvfs_now(&in.ctime);
-	b = kvfs_batch();
-	if (store) {
-		in.flags |= KVFS_IF_XATTR;
-		err = kv_batch_put(b, key, klen, value, size);
-	} else {
-		err = kv_batch_delete(b, key, klen);
-	}
-	if (!err)
-		err = kvfs_batch_put_inode(b, ino, &in, inl, ilen);
-	if (!err)
-		err = kvfs_commit(fs, b, done);
+	err = xattr_commit(fs, ino, &in, inl, ilen, key, klen, store ? value : NULL, size, done);
 out:
 	kvfs_unlock1(fs, ino);
 	return err;

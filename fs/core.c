@@ -621,6 +621,7 @@ int kvfs_open(const char *store, const struct kvfs_options *o, struct kvfs **out
 		ko.log_buffer_size = o->log_buffer_size;
 	ko.log = engine_log;
 	ko.log_ctx = fs;
+	ko.env = o->env;
 	e = open_store(store, &ko, &fs->db, err, errlen);
 	if (e) {
 		fs_free(fs);

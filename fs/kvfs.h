@@ -48,6 +48,7 @@ extern "C" {
 #define KVFS_PENDING 1 /* see "Conventions" */
 
 struct kvfs;
+struct kv_env;
 
 enum kvfs_durability {
 	KVFS_DUR_BATCH = 0, /* acknowledged at append; fsync & co. wait */
@@ -62,6 +63,7 @@ struct kvfs_options {
 	/* Engine log messages; NULL = stderr. */
 	void (*log)(void *ctx, int level, const char *msg);
 	void *log_ctx;
+	struct kv_env *env; /* the engine's file I/O; NULL = the real one (tests) */
 };
 void kvfs_options_init(struct kvfs_options *o);
 

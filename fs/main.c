@@ -31,6 +31,7 @@
  * data; that is why they are not used.
  */
 #include "daemon.h"
+#include "kv.h"
 #include "kvfs.h"
 
 #include <ctype.h>
@@ -626,6 +627,70 @@ static void *signal_thread(void *arg)
 	_exit(EXIT_FAIL);
 }
 
+/* ---- test hook: a simulated power cut ----------------------------------- */
+
+/*
+ * For the crash tests only (tests/integration/test_crash.sh), deliberately
+ * not in --help: with KVFS_TEST_POWERCUT=1 in the environment the store is
+ * opened through the engine's fault-injecting env, and SIGUSR2 cuts the
+ * power: the env freezes (no I/O completes durably from that instant on),
+ * the store's files are put back to their durable state, and the process
+ * exits at once (no unmount, no sync), leaving a dead mount as a crash
+ * would. KVFS_TEST_POWERCUT=torn:SEED also lets a seeded half of the
+ * unsynced sectors survive (torn writes).
+ */
+#define EXIT_POWERCUT 9
+
+static struct {
+	int on;
+	uint64_t torn_seed;
+	sigset_t set; /* SIGUSR2 */
+	struct kv_fault_env *fe;
+} pc;
+
+static void powercut_parse(void)
+{
+	const char *v = getenv("KVFS_TEST_POWERCUT");
+
+	if (!v || !*v || !strcmp(v, "0"))
+		return;
+	pc.on = 1;
+	if (!strncmp(v, "torn:", 5))
+		pc.torn_seed = strtoull(v + 5, NULL, 0) | 1;
+	sigemptyset(&pc.set);
+	sigaddset(&pc.set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &pc.set, NULL);
+}
+
+static void *powercut_thread(void *arg)
+{
+	int signo, e;
+
+	(void)arg;
+	if (sigwait(&pc.set, &signo))
+		return NULL;
+	e = kv_fault_env_freeze(pc.fe, pc.torn_seed);
+	say("SIGUSR2: simulated power cut%s", e ? " (restoring the durable state failed)" : "");
+	_exit(e ? EXIT_FAIL : EXIT_POWERCUT);
+}
+
+/* In the process that serves (after the fork): the env and its thread. */
+static int powercut_start(struct kvfs_options *ko)
+{
+	pthread_t thr;
+
+	if (!pc.on)
+		return 0;
+	if (kv_fault_env_create(kv_env_default(), &pc.fe) ||
+	    pthread_create(&thr, NULL, powercut_thread, NULL)) {
+		say("KVFS_TEST_POWERCUT: cannot set up the fault env");
+		return -1;
+	}
+	pthread_detach(thr);
+	ko->env = kv_fault_env_env(pc.fe);
+	return 0;
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static int serve(struct daemon_args *a, int notify_fd)
@@ -641,7 +706,7 @@ static int serve(struct daemon_args *a, int notify_fd)
 			say("cannot start a FUSE session: %s", strerror(-e));
 		return e == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
 	}
-	if (open_store(a->store, &a->ko, &fs))
+	if (powercut_start(&a->ko) || open_store(a->store, &a->ko, &fs))
 		goto out;
 	if (check_mountpoint(a->mountpoint))
 		goto out;
@@ -715,6 +780,7 @@ int main(int argc, char **argv)
 	sigaddset(&sig.set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sig.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	powercut_parse();
 
 	if (!a.foreground)
 		notify_fd = fork_daemon();

@@ -57,6 +57,11 @@
  * names; undoing names newest first replays history backwards, so every
  * record meets the namespace it was made in.
  *
+ * kv_fault_env_freeze is the same restore with files still open, for a live
+ * process that then exits at once (the kvfs daemon's power-cut test hook):
+ * it first marks the env frozen, and every later call fails with -EIO, so
+ * nothing the process does after the instant of the cut can become durable.
+ *
  * Paths are compared lexically after normalization ("a//b/./c/" is "a/b/c");
  * symlinks and ".." are not resolved, so the engine must name a directory
  * the same way in sync_dir as in the paths of the files in it.
@@ -133,6 +138,8 @@ struct kv_fault_env {
 	int64_t ops_left;	     /* [mu] crash_after_ops countdown */
 	int sync_failed;	     /* [mu] every sync fails from now on */
 	int crashed;		     /* [mu] every call fails from now on */
+	int frozen;		     /* [mu] kv_fault_env_freeze: likewise, until
+				      * the next kv_fault_env_power_cut */
 	int open_files;		     /* [mu] fault_files not yet closed */
 	struct fault_node *nodes;    /* [mu] attached nodes */
 	struct fault_ns *ns;	     /* [mu] newest first */
@@ -205,7 +212,7 @@ static int path_under(const char *path, const char *dir)
 
 static int rule_call(struct kv_fault_env *fe)
 {
-	if (fe->crashed)
+	if (fe->crashed || fe->frozen)
 		return -EIO;
 	if (fe->rules.crash_after_ops > 0) {
 		if (fe->ops_left == 0) {
@@ -1018,17 +1025,14 @@ static void forget_all(struct kv_fault_env *fe)
 	}
 }
 
-int kv_fault_env_power_cut(struct kv_fault_env *fe, uint64_t torn_seed)
+/* Put every file back to its durable state and forget the records (fe->mu
+ * held). Files still open keep their (now empty) nodes. */
+static int restore_durable(struct kv_fault_env *fe, uint64_t torn_seed)
 {
 	struct fault_node *n;
 	struct fault_ns *e;
 	int ret = 0, err;
 
-	pthread_mutex_lock(&fe->mu);
-	if (fe->open_files) {
-		ret = -EBUSY;
-		goto out;
-	}
 	for (n = fe->nodes; n; n = n->next) {
 		err = n->undo ? node_restore(fe, n, torn_seed) : 0;
 		ret = ret ? ret : err;
@@ -1038,11 +1042,41 @@ int kv_fault_env_power_cut(struct kv_fault_env *fe, uint64_t torn_seed)
 		ret = ret ? ret : err;
 	}
 	forget_all(fe);
+	return ret;
+}
+
+int kv_fault_env_power_cut(struct kv_fault_env *fe, uint64_t torn_seed)
+{
+	int ret = -EBUSY;
+
+	pthread_mutex_lock(&fe->mu);
+	if (fe->open_files)
+		goto out;
+	ret = restore_durable(fe, torn_seed);
 	/* A power cut is a reboot: the process that crashed is gone. */
 	memset(&fe->rules, 0, sizeof(fe->rules));
 	fe->sync_failed = 0;
 	fe->crashed = 0;
+	fe->frozen = 0;
 out:
+	pthread_mutex_unlock(&fe->mu);
+	return ret;
+}
+
+/*
+ * The power cut of a live process: the calls that hold fe->mu across their
+ * base call (every one that changes a file) have finished or not started
+ * when we get it; from then on every call fails, so nothing more can become
+ * durable, and the files are put back while the engine still has them open
+ * (the restore goes through fresh base files, by path).
+ */
+int kv_fault_env_freeze(struct kv_fault_env *fe, uint64_t torn_seed)
+{
+	int ret;
+
+	pthread_mutex_lock(&fe->mu);
+	fe->frozen = 1;
+	ret = restore_durable(fe, torn_seed);
 	pthread_mutex_unlock(&fe->mu);
 	return ret;
 }

@@ -357,6 +357,15 @@ void kv_fault_env_set_rules(struct kv_fault_env *fe, const struct kv_fault_rules
  * would leave them. All files must be closed (the db closed or abandoned).
  */
 int kv_fault_env_power_cut(struct kv_fault_env *fe, uint64_t torn_seed);
+/*
+ * A power cut now, with the db still open (a test hook for a process that
+ * then exits at once with _exit, or abandons the db with kv_abandon): every
+ * later call through the env fails with -EIO (close still closes), so no
+ * I/O can become durable any more, and the files are put back to their
+ * durable state as by kv_fault_env_power_cut. A later
+ * kv_fault_env_power_cut, once every file is closed, lifts the freeze.
+ */
+int kv_fault_env_freeze(struct kv_fault_env *fe, uint64_t torn_seed);
 /* Forget the remembered unsynced state (as if everything had been synced). */
 void kv_fault_env_settle(struct kv_fault_env *fe);
 

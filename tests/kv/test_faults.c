@@ -2,7 +2,8 @@
 /*
  * Fault tests: the engine over the fault-injecting env (kv_fault_env_*):
  * power cuts (clean and torn), crash points, fsync failures, ENOSPC, short
- * writes, and asynchronous writes caught by a failure.
+ * writes, asynchronous writes caught by a failure, and a power cut with the
+ * db still open (kv_fault_env_freeze).
  *
  * The workload is always one thread writing keys k000000, k000001, ... in
  * order, so the LSN order is the key order and "the store is a prefix of
@@ -12,8 +13,10 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -840,6 +843,95 @@ static void test_async_failure(void **state)
 	free(a);
 }
 
+/* ---- 10. freeze: a power cut with the db open -------------------------- */
+
+struct freeze_writer {
+	struct fx *f;
+	unsigned acked, written; /* keys acknowledged; keys tried */
+	int err;		 /* the first failure */
+	atomic_int started;	 /* some writes were acknowledged */
+};
+
+/* Sync-mode puts in key order until one fails (the freeze). */
+static void *freeze_write(void *arg)
+{
+	struct freeze_writer *w = arg;
+
+	for (;; w->written++) {
+		w->err = put_key(w->f, w->written, NULL);
+		if (w->err)
+			return NULL;
+		if (++w->acked == 20)
+			atomic_store(&w->started, 1);
+	}
+}
+
+/*
+ * kv_fault_env_freeze with the files open (the kvfs daemon's power-cut
+ * hook): every later I/O fails, what was acknowledged as durable before it
+ * survives, and nothing later does. Sync mode with a writer running during
+ * the cut, clean and torn; then batch mode, where the appended but unsynced
+ * writes may survive only as a prefix.
+ */
+static void test_freeze_open(void **state)
+{
+	struct fx *f = *state;
+	uint64_t rs = kvt_seed("freeze_open");
+	int rounds = 4 * kvt_scale();
+	unsigned k1 = 200, k2 = 200, p;
+	char what[64];
+	pthread_t thr;
+
+	for (int r = 0; r < rounds; r++) {
+		struct freeze_writer w = { .f = f };
+		uint64_t torn = r % 2 ? kvt_rand(&rs) | 1 : 0;
+
+		fresh_store(f);
+		f->seed = kvt_rand(&rs);
+		f->opt.durability = KV_DUR_SYNC;
+		db_open(f);
+		assert_int_equal(pthread_create(&thr, NULL, freeze_write, &w), 0);
+		while (!atomic_load(&w.started))
+			usleep(100);
+		usleep((useconds_t)(kvt_rand(&rs) % 3000));
+		assert_int_equal(kv_fault_env_freeze(f->fe, torn), 0);
+		pthread_join(thr, NULL);
+		assert_int_not_equal(w.err, 0);
+		/* Frozen: the db cannot make anything durable any more. */
+		assert_int_not_equal(put_key(f, w.written + 1, NULL), 0);
+		/* Files are open: a plain power cut still refuses. */
+		assert_int_equal(kv_fault_env_power_cut(f->fe, 0), -EBUSY);
+		db_abandon(f);
+		power_cut(f, 0); /* nothing left to undo; lifts the freeze */
+		db_open(f);
+		snprintf(what, sizeof(what), "freeze round %d (torn %d)", r, torn != 0);
+		p = check_prefix(f, w.written + 2, w.acked, what);
+		print_message("[ INFO     ] %s: %u acknowledged, %u survived\n", what, w.acked, p);
+		assert_true(p <= w.written + 1);
+		assert_int_equal(db_close(f), 0);
+	}
+
+	fresh_store(f);
+	f->seed = kvt_rand(&rs);
+	f->opt.durability = KV_DUR_BATCH;
+	db_open(f);
+	for (unsigned i = 0; i < k1; i++)
+		assert_int_equal(put_key(f, i, NULL), 0);
+	assert_int_equal(kv_sync(f->db), 0);
+	for (unsigned i = k1; i < k1 + k2; i++)
+		assert_int_equal(put_key(f, i, NULL), 0);
+	assert_int_equal(kv_fault_env_freeze(f->fe, 0), 0);
+	put_key(f, k1 + k2, NULL); /* may be appended; never durable */
+	assert_int_not_equal(kv_sync(f->db), 0);
+	db_abandon(f);
+	power_cut(f, 0);
+	db_open(f);
+	p = check_prefix(f, k1 + k2 + 1, k1, "freeze, batch mode");
+	print_message("[ INFO     ] batch: %u of %u unsynced writes survived the freeze\n", p - k1,
+		      k2);
+	assert_int_equal(db_close(f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -852,6 +944,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_short_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_freeze_open, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,7 +18,9 @@
  *   pass 1   the superblock (rebuilt if unreadable), then every inode
  *   pass 2   directory entries
  *   pass 3   data blocks and extended attributes
- *   pass 4   orphan records and unlinked inodes
+ *   pass 4   orphan records and unlinked inodes (an inode unlinked while
+ *            open, a crash's orphan, is no problem: -n notes it, the
+ *            other modes reclaim it without asking)
  *   pass 5   directory connectivity (lost+found)
  *   pass 6   link counts, directory counts, sizes, inline data
  *   pass 7   the inode allocator

@@ -49,6 +49,48 @@ static void new_dir(struct ibuf *ib, uint32_t perm, uint64_t parent)
 
 /* ---- pass 4 ------------------------------------------------------------ */
 
+/*
+ * Unlinked while still open (or still known to the kernel) when the daemon
+ * stopped: no link, no entry naming it (a directory: none in it either) and
+ * an orphan record. That is the state a crash leaves, not an inconsistency:
+ * the next mount reclaims it (fs/core.c), as e2fsck's orphan list.
+ */
+static bool crash_orphan(const struct fsck_rec *r)
+{
+	return (r->flags & R_ORPHAN) && !(r->flags & (R_BAD | R_DEAD | R_SYNTH)) &&
+	       r->ino != KVFS_ROOT_INO && !r->nlink && !r->refs &&
+	       (!S_ISDIR(r->mode) || !r->u.d.nent);
+}
+
+/* -n notes it; any other mode reclaims it without asking, as a mount would:
+ * everything it owns in one batch, counted as a repair. */
+static void reclaim_orphan(struct fsck *c, struct fsck_rec *r)
+{
+	struct kv_batch *b;
+
+	if (c->mode == FSCK_MODE_NO) {
+		fsck_info(c,
+			  "Inode %llu (unlinked while open) will be reclaimed at the next mount "
+			  "or by fsck -y/-p\n",
+			  (unsigned long long)r->ino);
+		return;
+	}
+	if (fsck_stop(c))
+		return;
+	c->found++;
+	b = fsck_batch(c);
+	if (!b || kvfs_batch_drop_inode(b, r->ino)) {
+		c->operr = 1;
+		return;
+	}
+	if (fsck_commit(c, b))
+		return;
+	r->flags |= R_DEAD;
+	fsck_info(c, "%s%sInode %llu (unlinked while open): reclaimed\n",
+		  c->mode == FSCK_MODE_PREEN ? c->store : "",
+		  c->mode == FSCK_MODE_PREEN ? ": " : "", (unsigned long long)r->ino);
+}
+
 static void reclaim_pass(struct fsck *c)
 {
 	uint8_t k[KVFS_KEY_MAX];
@@ -59,14 +101,24 @@ static void reclaim_pass(struct fsck *c)
 		bool dir = S_ISDIR(r->mode);
 		struct kv_batch *b;
 
-		if (r->ino == KVFS_ROOT_INO || (r->flags & (R_BAD | R_DEAD | R_SYNTH)))
+		if (r->flags & (R_BAD | R_DEAD | R_SYNTH))
 			continue;
-		if (!r->refs && (!r->nlink || (r->flags & R_ORPHAN)) && (!dir || !r->u.d.nent)) {
-			if (!fsck_ask(c, true, "Reclaim", "Inode %llu %s",
-				      (unsigned long long)r->ino,
-				      r->flags & R_ORPHAN ?
-					      "is an orphan: unlinked and no longer open" :
-					      "has no links and no orphan record"))
+		if (crash_orphan(r)) {
+			reclaim_orphan(c, r);
+		} else if (r->ino != KVFS_ROOT_INO && !r->refs &&
+			   (!r->nlink || (r->flags & R_ORPHAN)) && (!dir || !r->u.d.nent)) {
+			/* No entry names it: with an orphan record, a link
+			 * count is left; without, the record is missing. */
+			bool yes = r->flags & R_ORPHAN ?
+					   fsck_ask(c, true, "Reclaim",
+						    "Inode %llu has an orphan record and no "
+						    "entries, but link count %u",
+						    (unsigned long long)r->ino, r->nlink) :
+					   fsck_ask(c, true, "Reclaim",
+						    "Inode %llu has no links and no orphan record",
+						    (unsigned long long)r->ino);
+
+			if (!yes)
 				continue;
 			b = fsck_batch(c);
 			if (!b || kvfs_batch_drop_inode(b, r->ino)) {
@@ -77,8 +129,10 @@ static void reclaim_pass(struct fsck *c)
 				r->flags |= R_DEAD;
 		} else if (r->flags & R_ORPHAN) {
 			if (!fsck_ask(c, true, "Delete the record",
-				      "Inode %llu has an orphan record but is still linked",
-				      (unsigned long long)r->ino))
+				      "Inode %llu has an orphan record but %s",
+				      (unsigned long long)r->ino,
+				      r->refs || r->ino == KVFS_ROOT_INO ? "is still linked" :
+									   "still holds entries"))
 				continue;
 			b = fsck_batch(c);
 			if (!b || kv_batch_delete(b, k, kvfs_key_orphan(k, r->ino))) {
@@ -317,7 +371,9 @@ static void connect_pass(struct fsck *c)
 		uint32_t stamp = (uint32_t)i + 1;
 		const char *why = "no directory holds it";
 
-		if (!S_ISDIR(d->mode) || (d->flags & (R_BAD | R_DEAD | R_DONE)))
+		/* A directory removed while open (-n left it) is in no
+		 * directory, as it should be. */
+		if (!S_ISDIR(d->mode) || (d->flags & (R_BAD | R_DEAD | R_DONE)) || crash_orphan(d))
 			continue;
 		/* Walk up the kept parent entries: to the root, to a directory
 		 * already resolved, to one without a parent, or round a cycle. */
@@ -389,7 +445,8 @@ static void check_inode(struct fsck *c, struct fsck_rec *r)
 	static struct ibuf ib;
 	struct kvfs_inode *in = &ib.in;
 	bool dir = S_ISDIR(r->mode), reg = S_ISREG(r->mode), inl = r->flags & R_INLINE;
-	uint32_t nlink = dir ? 2 + r->nsub : r->refs;
+	/* Removed while open: rmdir took a directory's "." with its entry. */
+	uint32_t nlink = crash_orphan(r) ? 0 : dir ? 2 + r->nsub : r->refs;
 	uint64_t parent = r->ino == KVFS_ROOT_INO ? KVFS_ROOT_INO : dir ? r->u.d.fparent : 0;
 	bool odd = false, changed = false, data = false;
 	struct kv_batch *b;

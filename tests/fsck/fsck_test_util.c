@@ -133,6 +133,33 @@ void cycle(const char *const *says, const char *const *yes_says)
 	expect_out("clean");
 }
 
+/* Not problems (inodes unlinked while open, a crash's orphans): -n notes
+ * them, asks nothing and exits 0 (writing nothing), -y reclaims them (exit
+ * 1), and the next -n has nothing left to note. */
+void cycle_notes(const char *const *notes, const char *const *yes_says)
+{
+	uint64_t before = digest();
+	const char *const *w;
+
+	if (run("-n") != 0)
+		fail_msg("-n does not exit 0:\n%s", out_text);
+	for (w = notes; *w; w++)
+		expect_out(*w);
+	expect_out("clean");
+	assert_null(strstr(out_text, "? no"));
+	assert_true(digest() == before);
+	assert_int_equal(run("-y"), 1);
+	for (w = yes_says; w && *w; w++)
+		expect_out(*w);
+	expect_out("FILE SYSTEM WAS MODIFIED");
+	assert_null(strstr(out_text, "? yes"));
+	if (run("-n") != 0)
+		fail_msg("not clean after -y:\n%s", out_text);
+	expect_out("clean");
+	for (w = notes; *w; w++)
+		assert_null(strstr(out_text, *w));
+}
+
 /* ---- the store --------------------------------------------------------- */
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -41,6 +41,9 @@ uint64_t digest(void);
 /* -n finds it, -y repairs it, -n is clean; NULL-ended phrase lists: @says
  * in both first reports, @yes_says (may be NULL) in the repair's. */
 void cycle(const char *const *says, const char *const *yes_says);
+/* Notes, not problems: -n exit 0 with every @notes phrase, -y exit 1 with
+ * every @yes_says phrase, then -n exit 0 without the notes. */
+void cycle_notes(const char *const *notes, const char *const *yes_says);
 struct kvfs *mount_fs(void);
 int setup(void **state);
 int teardown(void **state);

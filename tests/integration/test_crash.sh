@@ -65,25 +65,6 @@ mkdir "$MNT"
 RUNS=0
 ORPHAN_ROUNDS=0
 
-# Does fsck.kvfs -n (output in FILE) object only to orphans, inodes unlinked
-# while open and still on the orphan list, and to what follows from their
-# being unlinked (a directory unreachable, with link count 0)? That is the
-# state a crash leaves: the next mount reclaims them (and the fsck after the
-# last clean unmount must find none). Today's fsck.kvfs counts them as
-# problems.
-only_orphans() {
-	awk '
-		/is an orphan: unlinked and no longer open.*\? no$/ { orphan[$2] = 1 }
-		/\? no$/ { asked[++n] = $2 }
-		END {
-			if (!n)
-				exit 1
-			for (i = 1; i <= n; i++)
-				if (!(asked[i] in orphan))
-					exit 1
-		}' "$1"
-}
-
 # The daemon of the current mount.
 daemon_pid() { echo "${ITEST_PID[$MNT]}"; }
 
@@ -164,12 +145,15 @@ round() {
 	fi
 	itest_unmount "$MNT"
 	is_mounted "$MNT" && die "seed $seed: the dead mount $MNT is still mounted"
-	if [ -n "${FSCK:-}" ] && ! "$FSCK" -n "$STORE" >"$logs/fsck.out" 2>&1; then
-		if only_orphans "$logs/fsck.out"; then
-			ORPHAN_ROUNDS=$((ORPHAN_ROUNDS + 1))
-		else
+	# Inodes unlinked while open are left on the orphan list: fsck.kvfs -n
+	# notes them (the next mount reclaims them) and must still exit 0.
+	if [ -n "${FSCK:-}" ]; then
+		if ! "$FSCK" -n "$STORE" >"$logs/fsck.out" 2>&1; then
 			sed 's/^/    /' "$logs/fsck.out" >&2
 			fail "seed $seed: fsck.kvfs -n does not find the crashed store clean"
+		fi
+		if grep -q 'unlinked while open' "$logs/fsck.out"; then
+			ORPHAN_ROUNDS=$((ORPHAN_ROUNDS + 1))
 		fi
 	fi
 	kvfs_mount "$STORE" "$MNT"
@@ -232,4 +216,4 @@ if [ "$ITEST_FAILURES" = 0 ] && [ "$RUNS" -gt 0 ]; then
 	kvfs_umount "$MNT"
 fi
 kvfs_fsck "$STORE"
-say "$RUNS crash rounds ($ORPHAN_ROUNDS left orphans that fsck.kvfs -n counted as problems)"
+say "$RUNS crash rounds ($ORPHAN_ROUNDS left orphans for the next mount to reclaim)"

@@ -99,6 +99,29 @@ void kvfs_unlock_inodes(struct kvfs *fs, const uint64_t *inos, int n)
 		pthread_mutex_unlock(&fs->stripes[s[i]]);
 }
 
+bool kvfs_lock_add(struct kvfs *fs, const uint64_t *held, int n, uint64_t ino)
+{
+	unsigned s = stripe_of(ino);
+	bool above = true;
+
+	for (int i = 0; i < n; i++) {
+		unsigned h;
+
+		if (!held[i])
+			continue;
+		h = stripe_of(held[i]);
+		if (h == s)
+			return true;
+		if (h > s)
+			above = false;
+	}
+	if (above) {
+		pthread_mutex_lock(&fs->stripes[s]);
+		return true;
+	}
+	return pthread_mutex_trylock(&fs->stripes[s]) == 0;
+}
+
 /* ---- reading and writing ---------------------------------------------- */
 
 int kvfs_inode_read(struct kvfs *fs, uint64_t ino, struct kvfs_inode *out, void *inl, size_t cap,
@@ -280,13 +303,46 @@ void kvfs_inode_stat(const struct kvfs *fs, uint64_t ino, const struct kvfs_inod
 
 /* ---- references and reclaim ------------------------------------------- */
 
+static size_t node_hash(uint64_t ino, unsigned bits)
+{
+	return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> (64 - bits));
+}
+
 static struct kvfs_node **node_slot(struct kvfs *fs, uint64_t ino)
 {
-	struct kvfs_node **p = &fs->nodes[(ino * 0x9e3779b97f4a7c15ull) >> 52];
+	struct kvfs_node **p = &fs->nodes[node_hash(ino, fs->nodes_bits)];
 
 	while (*p && (*p)->ino != ino)
 		p = &(*p)->next;
 	return p;
+}
+
+/* Double the node table once it holds more nodes than chains (the kernel
+ * can hold hundreds of thousands); stays as it is without memory. */
+static void nodes_grow(struct kvfs *fs)
+{
+	unsigned bits = fs->nodes_bits + 1;
+	size_t old = (size_t)1 << fs->nodes_bits;
+	struct kvfs_node **t;
+
+	if (fs->nodes_count <= old || bits > 30)
+		return;
+	t = calloc((size_t)1 << bits, sizeof(*t));
+	if (!t)
+		return;
+	for (size_t i = 0; i < old; i++) {
+		while (fs->nodes[i]) {
+			struct kvfs_node *n = fs->nodes[i];
+			size_t h = node_hash(n->ino, bits);
+
+			fs->nodes[i] = n->next;
+			n->next = t[h];
+			t[h] = n;
+		}
+	}
+	free(fs->nodes);
+	fs->nodes = t;
+	fs->nodes_bits = bits;
 }
 
 void kvfs_node_ref(struct kvfs *fs, uint64_t ino, uint64_t lookups, uint64_t opens)
@@ -302,6 +358,8 @@ void kvfs_node_ref(struct kvfs *fs, uint64_t ino, uint64_t lookups, uint64_t ope
 			abort(); /* the kernel's reference must be counted */
 		n->ino = ino;
 		*p = n;
+		fs->nodes_count++;
+		nodes_grow(fs);
 	}
 	n->nlookup += lookups;
 	n->nopen += opens;
@@ -408,6 +466,7 @@ void kvfs_node_unref(struct kvfs *fs, uint64_t ino, uint64_t lookups, uint64_t o
 		if (!n->nlookup && !n->nopen) {
 			*p = n->next;
 			free(n);
+			fs->nodes_count--;
 			gone = true;
 		}
 	}
@@ -567,7 +626,7 @@ static int read_super(struct kvfs *fs, char *err, size_t errlen)
 
 static void fs_free(struct kvfs *fs)
 {
-	for (unsigned i = 0; i < KVFS_NODE_BUCKETS; i++) {
+	for (size_t i = 0; fs->nodes && i < (size_t)1 << fs->nodes_bits; i++) {
 		while (fs->nodes[i]) {
 			struct kvfs_node *n = fs->nodes[i];
 
@@ -575,6 +634,7 @@ static void fs_free(struct kvfs *fs)
 			free(n);
 		}
 	}
+	free(fs->nodes);
 	for (unsigned i = 0; i < KVFS_LOCK_STRIPES; i++)
 		pthread_mutex_destroy(&fs->stripes[i]);
 	pthread_mutex_destroy(&fs->alloc_lock);
@@ -598,7 +658,13 @@ int kvfs_open(const char *store, const struct kvfs_options *o, struct kvfs **out
 		o = &defaults;
 	}
 	fs = calloc(1, sizeof(*fs));
-	if (!fs || !(fs->store = strdup(store))) {
+	if (fs) {
+		fs->nodes_bits = KVFS_NODE_BITS;
+		fs->nodes = calloc((size_t)1 << KVFS_NODE_BITS, sizeof(*fs->nodes));
+	}
+	if (!fs || !fs->nodes || !(fs->store = strdup(store))) {
+		if (fs)
+			free(fs->nodes);
 		free(fs);
 		kvfs_errf(err, errlen, "%s: out of memory", store);
 		return -ENOMEM;

@@ -27,7 +27,9 @@
 #include "schema.h"
 
 #define KVFS_LOCK_STRIPES 1024u
-#define KVFS_NODE_BUCKETS 4096u
+/* log2 of the node table's initial chains; it doubles when it holds more
+ * nodes than chains. */
+#define KVFS_NODE_BITS 12u
 /* Inode numbers reserved per superblock write (see kvfs_alloc_ino). */
 #define KVFS_INO_BATCH 1024u
 
@@ -63,7 +65,9 @@ struct kvfs {
 
 	/* Referenced inodes: nodes_lock protects the table and each node. */
 	pthread_mutex_t nodes_lock;
-	struct kvfs_node *nodes[KVFS_NODE_BUCKETS];
+	struct kvfs_node **nodes; /* 2^nodes_bits hash chains */
+	unsigned nodes_bits;
+	size_t nodes_count;
 
 	atomic_int_least64_t inodes_used; /* for statfs: counted at open, then
 					   * +1 per create, -1 per reclaim */
@@ -74,6 +78,15 @@ struct kvfs {
 /* Lock (unlock) the stripes of @n inodes (n <= 4; 0 entries are ignored). */
 void kvfs_lock_inodes(struct kvfs *fs, const uint64_t *inos, int n);
 void kvfs_unlock_inodes(struct kvfs *fs, const uint64_t *inos, int n);
+/*
+ * With the stripes of the @n inodes @held locked (by kvfs_lock_inodes and
+ * earlier kvfs_lock_add calls), also lock @ino's without breaking the
+ * stripe order: it waits only for a stripe above all held ones and
+ * otherwise only tries. True if @ino's stripe is now held (release it with
+ * the others in one kvfs_unlock_inodes); false if nothing changed: then
+ * unlock and take them all at once with kvfs_lock_inodes.
+ */
+bool kvfs_lock_add(struct kvfs *fs, const uint64_t *held, int n, uint64_t ino);
 static inline void kvfs_lock1(struct kvfs *fs, uint64_t ino)
 {
 	kvfs_lock_inodes(fs, &ino, 1);

@@ -17,8 +17,10 @@
  *      last kvfs_forget/kvfs_release reclaims it (core.c), or the next mount.
  *
  * Operations that must find an inode by name before they can lock it
- * (unlink, rmdir, rename) look the name up unlocked, lock, look it up again
- * and start over if the name moved in between.
+ * (unlink, rmdir, rename) lock the directories, look the name up and add
+ * the inode's lock with kvfs_lock_add (which keeps the stripe order); when
+ * that cannot be done, they take every lock at once, look the name up again
+ * and start over if it moved in between.
  *
  * Rename of a directory into its own subtree is found by walking the parent
  * fields up from the destination directory. That walk must see a tree that
@@ -482,20 +484,25 @@ static int remove_name(struct kvfs *fs, uint64_t parent, const char *name, bool 
 		return err;
 	if (is_dot(name, len))
 		return !want_dir ? -EISDIR : len == 1 ? -EINVAL : -ENOTEMPTY;
-	err = entry_find(fs, parent, name, len, &locks[1]);
-	if (err)
-		return err;
+	/* The name is found under the parent's lock, and the child's is added
+	 * in stripe order; if it cannot be, both are taken at once and the
+	 * name looked up again. */
+	kvfs_lock_inodes(fs, locks, 1);
 	for (;;) {
-		kvfs_lock_inodes(fs, locks, 2);
 		err = ib_read(fs, parent, dir);
 		if (!err && !S_ISDIR(dir->in.mode))
 			err = -ENOTDIR;
 		if (!err)
 			err = entry_find(fs, parent, name, len, &child);
-		if (err || child == locks[1])
+		if (err || !child || child == locks[1])
 			break;
-		kvfs_unlock_inodes(fs, locks, 2); /* renamed meanwhile: again */
+		if (!locks[1] && kvfs_lock_add(fs, locks, 1, child)) {
+			locks[1] = child;
+			break;
+		}
+		kvfs_unlock_inodes(fs, locks, 2); /* out of order, or renamed */
 		locks[1] = child;
+		kvfs_lock_inodes(fs, locks, 2);
 	}
 	if (!err && !child)
 		err = -ENOENT;
@@ -579,21 +586,18 @@ struct rn {
 	struct ibuf *op, *np, *sp, *dp;
 };
 
-/* Lock the four inodes with the names still pointing where they did. */
+/* Lock the four inodes with the names still pointing where they did: the
+ * names are found under the parents' locks, and the inodes they name are
+ * added in stripe order; if they cannot be, all four are taken at once and
+ * the names looked up again. */
 static int rn_lock(struct kvfs *fs, struct rn *r, uint64_t locks[4])
 {
 	uint64_t s, d;
 	int err;
 
-	err = entry_find(fs, r->parent, r->name, r->len, &r->src);
-	if (!err)
-		err = entry_find(fs, r->newparent, r->newname, r->newlen, &r->dst);
-	if (err)
-		return err;
+	locks[0] = r->parent, locks[1] = r->newparent, locks[2] = 0, locks[3] = 0;
+	kvfs_lock_inodes(fs, locks, 2);
 	for (;;) {
-		locks[0] = r->parent, locks[1] = r->newparent, locks[2] = r->src;
-		locks[3] = r->dst;
-		kvfs_lock_inodes(fs, locks, 4);
 		err = ib_read(fs, r->parent, r->op);
 		if (!err)
 			err = dir_usable(r->op);
@@ -605,11 +609,23 @@ static int rn_lock(struct kvfs *fs, struct rn *r, uint64_t locks[4])
 			err = entry_find(fs, r->parent, r->name, r->len, &s);
 		if (!err)
 			err = entry_find(fs, r->newparent, r->newname, r->newlen, &d);
-		if (err || (s == r->src && d == r->dst))
+		if (err)
 			return err;
-		kvfs_unlock_inodes(fs, locks, 4);
 		r->src = s;
 		r->dst = d;
+		if (s == locks[2] && d == locks[3])
+			return 0;
+		if (!locks[2] && !locks[3] && (!s || kvfs_lock_add(fs, locks, 2, s))) {
+			locks[2] = s;
+			if (!d || kvfs_lock_add(fs, locks, 3, d)) {
+				locks[3] = d;
+				return 0;
+			}
+		}
+		kvfs_unlock_inodes(fs, locks, 4); /* out of order, or renamed */
+		locks[2] = s;
+		locks[3] = d;
+		kvfs_lock_inodes(fs, locks, 4);
 	}
 }
 

@@ -3,13 +3,17 @@
  * compact.c - leveled compaction, and the filter that decides which
  * versions a flush or compaction keeps.
  *
- * Shape: level 0 holds whole flushed memtables (they may overlap, newest
- * first); each deeper level holds tables of disjoint key ranges, sorted,
- * and is bounded: level 1 by level1_max_bytes, each next one 10x more.
+ * Shape: level 0 holds flushed memtables (a flush writes one table per key
+ * region, flush.c; tables of different flushes may overlap, newest first); each deeper level holds
+ * tables of disjoint key ranges, sorted, and is bounded: level 1 by level1_max_bytes, each next one
+ * 10x more.
  *
  * Picking (one compaction at a time, by the compaction thread):
- *   - the level with the highest score >= 1: level 0 scores its table count
- *     over l0_compact_trigger, deeper levels their bytes over their bound;
+ *   - the level with the highest score >= 1: level 0 is due when its depth
+ *     (kv_l0_depth: the most of its tables holding one key; a flush's
+ *     tables, cut per key region, are disjoint and count once) reaches
+ *     l0_compact_trigger or its bytes level 1's bound, deeper levels score
+ *     their bytes over their bound;
  *   - level 0: all of it and the level-1 tables it overlaps, into level 1
  *     (taking all of level 0 keeps "a newer source holds newer versions of
  *     a key");
@@ -21,6 +25,22 @@
  *     use (level 1 if only level 0 has any).
  * The output is cut into tables of about table_target_size, only between
  * two user keys, so that no key's versions straddle two tables of a level.
+ *
+ * Passing through: an input whose key range holds no key and no range
+ * tombstone of any other input, and which has no range tombstone itself,
+ * goes into the output level unchanged, by the same manifest edit as the
+ * outputs (deleted from its level and added to the output level, or left
+ * where it is if it is there already), not read nor rewritten: the current
+ * output is closed before its smallest key and the next one starts after
+ * its largest, so the level stays sorted and disjoint. The merge would have
+ * copied its entries as they are, except versions the filter would drop
+ * (older ones no snapshot needs, point tombstones at the bottom): it keeps
+ * those, as a trivial move does. This is what makes a file's data, written
+ * in key order next to its inode's key in every memtable, cost no rewrite:
+ * of the level-1 tables a level-0 compaction overlaps only those holding
+ * keys of the level-0 tables are merged (found by a seek in each
+ * overlapping input). Not in a full compaction (kv_compact drops all it
+ * can).
  * Range tombstones go to every output table they overlap, clipped to the
  * table's part of the key space, so tables of a level stay disjoint.
  * "Bottom" (nothing older can be below) means every deeper level is empty;
@@ -128,7 +148,7 @@ struct job {
 	int level, out_level; /* inputs from level and out_level */
 	struct kv_tref **in;  /* referenced */
 	size_t nin;
-	int bottom, trivial;
+	int bottom, trivial, full;
 };
 
 static uint64_t level_bytes(const struct kv_version *v, int l)
@@ -224,6 +244,7 @@ static int pick_full(const struct kv_version *v, struct job *j)
 		for (size_t i = 0; i < v->n[l] && !err; i++)
 			err = job_add(j, v->files[l][i], cap);
 	j->bottom = 1;
+	j->full = 1;
 	return err ? err : 1;
 }
 
@@ -258,7 +279,8 @@ static int pick_level(struct kv_db *db, const struct kv_version *v, struct job *
 	int level = -1, err;
 	size_t pick = 0;
 
-	if (v->n[0] >= (size_t)db->opt.l0_compact_trigger) {
+	if (kv_l0_depth(v) >= db->opt.l0_compact_trigger ||
+	    level_bytes(v, 0) >= kv_level_max_bytes(db, 1)) {
 		level = 0;
 	} else {
 		for (int l = 1; l < KV_MAX_LEVELS - 1; l++) {
@@ -518,6 +540,120 @@ static int input_hidden(const struct kv_cfilter *f, const struct kv_rdset *rd,
 	return 0;
 }
 
+/* ---- passing tables through ---- */
+
+/* Whether a range tombstone of input @t overlaps user keys [lo, hi]. */
+static int rdels_touch(const struct kv_tref *t, const uint8_t *lo, size_t lolen, const uint8_t *hi,
+		       size_t hilen)
+{
+	const struct kv_rdset *rd = kv_table_rangedels(t->t);
+
+	for (size_t k = 0; rd && k < kv_rdset_fragments(rd); k++) {
+		const uint64_t *lsns;
+		struct kv_rtomb f;
+		size_t n;
+
+		kv_rdset_fragment(rd, k, &f, &lsns, &n);
+		if (kv_ukey_cmp(f.start, f.slen, hi, hilen) <= 0 &&
+		    kv_ukey_cmp(f.end, f.elen, lo, lolen) > 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Whether input @c can go into the output level unchanged: it has entries
+ * and no range tombstone, and no other input has a key or a range tombstone
+ * in its key range (so the merge would copy its entries as they are, and
+ * the outputs can be cut around it). @its: iterators over the inputs,
+ * opened as needed. 1, 0 or -errno.
+ */
+static int passable(const struct job *j, size_t c, struct kv_iiter **its)
+{
+	const struct kv_file_meta *m = &j->in[c]->meta;
+	size_t lolen = kv_ikey_ulen(m->slen), hilen = kv_ikey_ulen(m->llen);
+	const uint8_t *lo = m->smallest, *hi = m->largest;
+	uint8_t *seek;
+	int r = 1;
+
+	if (!m->entries || kv_rdset_fragments(kv_table_rangedels(j->in[c]->t)))
+		return 0;
+	seek = malloc(lolen + KV_IKEY_TRAILER);
+	if (!seek)
+		return -ENOMEM;
+	kv_ikey_make(seek, lo, lolen, KV_LSN_MAX, KV_IK_SEEK);
+	for (size_t i = 0; i < j->nin && r == 1; i++) {
+		struct kv_iiter *it;
+
+		if (i == c || !overlaps(&j->in[i]->meta, lo, lolen, hi, hilen))
+			continue;
+		if (rdels_touch(j->in[i], lo, lolen, hi, hilen)) {
+			r = 0;
+			break;
+		}
+		if (!its[i]) {
+			int err = kv_table_iter_bulk(j->in[i]->t, &its[i]);
+
+			if (err) {
+				its[i] = NULL;
+				r = err;
+				break;
+			}
+		}
+		it = its[i];
+		it->ops->seek(it, seek, lolen + KV_IKEY_TRAILER);
+		if (it->err)
+			r = it->err;
+		else if (it->valid && kv_ukey_cmp(it->key, kv_ikey_ulen(it->klen), hi, hilen) <= 0)
+			r = 0;
+	}
+	free(seek);
+	return r;
+}
+
+static int pass_cmp(const void *a, const void *b)
+{
+	const struct kv_tref *x = *(struct kv_tref *const *)a, *y = *(struct kv_tref *const *)b;
+
+	return kv_ikey_cmp(x->meta.smallest, x->meta.slen, y->meta.smallest, y->meta.slen);
+}
+
+/*
+ * Mark in @pass the inputs that go through unchanged and list them in
+ * @list, by key. Not in a full compaction (kv_compact drops everything
+ * hidden it can), and never an input @skip already leaves out.
+ */
+static int pick_pass(const struct job *j, const uint8_t *skip, uint8_t *pass, struct kv_tref **list,
+		     size_t *n)
+{
+	struct kv_iiter **its;
+	int err = 0;
+
+	*n = 0;
+	if (j->full || j->nin < 2)
+		return 0;
+	its = calloc(j->nin, sizeof(*its));
+	if (!its)
+		return -ENOMEM;
+	for (size_t i = 0; i < j->nin && !err; i++) {
+		int r = skip[i] ? 0 : passable(j, i, its);
+
+		if (r < 0)
+			err = r;
+		else if (r)
+			pass[i] = 1;
+	}
+	for (size_t i = 0; i < j->nin; i++) {
+		if (its[i])
+			its[i]->ops->destroy(its[i]);
+		if (!err && pass[i])
+			list[(*n)++] = j->in[i];
+	}
+	free(its);
+	qsort(list, *n, sizeof(*list), pass_cmp);
+	return err;
+}
+
 /* ---- running ---- */
 
 struct out {
@@ -532,6 +668,8 @@ struct out {
 	const struct kv_cfilter *f;
 	uint64_t written;
 	struct kv_keybuf last; /* the last user key added */
+	struct kv_tref **pass; /* inputs going through unchanged, by key */
+	size_t npass, next_pass;
 };
 
 static int out_open(struct out *o)
@@ -662,6 +800,53 @@ static int merge_inputs(struct job *j, const uint8_t *hidden, struct kv_iiter **
 	return err;
 }
 
+/* Whether a kept fragment lies (partly) in [lo, @hi): tombstones that
+ * still need an output before @hi. */
+static int rdels_before(const struct out *o, const uint8_t *hi, size_t hilen)
+{
+	for (size_t i = 0; o->rd && i < kv_rdset_fragments(o->rd); i++) {
+		const uint64_t *lsns;
+		struct kv_rtomb t;
+		size_t n;
+
+		kv_rdset_fragment(o->rd, i, &t, &lsns, &n);
+		if (kv_ukey_cmp(t.start, t.slen, hi, hilen) >= 0)
+			break;
+		if (o->have_lo && kv_ukey_cmp(t.end, t.elen, o->lo.p, o->lo.len) <= 0)
+			continue;
+		for (size_t k = 0; k < n; k++)
+			if (!kv_cfilter_drop_rdel(o->f, lsns[k]))
+				return 1;
+	}
+	return 0;
+}
+
+/*
+ * Put the next input that goes through unchanged into the output level:
+ * the current output ends before it, the next one starts after it (no
+ * kept key or tombstone falls in its range).
+ */
+static int out_pass(struct out *o)
+{
+	struct kv_tref *t = o->pass[o->next_pass++];
+	struct kv_file_meta fm = t->meta;
+	size_t sl = kv_ikey_ulen(fm.slen), ll = kv_ikey_ulen(fm.llen);
+	int err = 0;
+
+	if (!o->b && rdels_before(o, fm.smallest, sl))
+		err = out_open(o);
+	if (!err && o->b)
+		err = out_close(o, fm.smallest, sl);
+	if (!err && fm.level != (uint32_t)o->j->out_level) {
+		fm.level = (uint32_t)o->j->out_level;
+		err = kv_vedit_add(o->e, &fm);
+	}
+	if (!err)
+		err = kv_keybuf_set(&o->lo, fm.largest, ll);
+	o->have_lo = !err;
+	return err;
+}
+
 static int write_outputs(struct out *o, struct kv_iiter *it, struct kv_cfilter *f)
 {
 	uint64_t target = o->db->opt.table_target_size, n = 0;
@@ -681,6 +866,12 @@ static int write_outputs(struct out *o, struct kv_iiter *it, struct kv_cfilter *
 			err = keep;
 			continue;
 		}
+		while (!err && o->next_pass < o->npass &&
+		       kv_ukey_cmp(it->key, ulen, o->pass[o->next_pass]->meta.smallest,
+				   kv_ikey_ulen(o->pass[o->next_pass]->meta.slen)) > 0)
+			err = out_pass(o);
+		if (err)
+			break;
 		if (o->b && kv_tb_size(o->b) >= target &&
 		    kv_ukey_cmp(it->key, ulen, o->last.p, o->last.len) != 0)
 			err = out_close(o, it->key, ulen);
@@ -693,6 +884,8 @@ static int write_outputs(struct out *o, struct kv_iiter *it, struct kv_cfilter *
 	}
 	if (!err)
 		err = it->err;
+	while (!err && o->next_pass < o->npass)
+		err = out_pass(o);
 	/* Tombstones with no data left around them still need a table. */
 	if (!err && !o->b && o->rd && kv_rdset_fragments(o->rd))
 		err = out_open(o);
@@ -701,15 +894,21 @@ static int write_outputs(struct out *o, struct kv_iiter *it, struct kv_cfilter *
 	return err;
 }
 
-/* A failed compaction removes the tables it wrote. */
+/* A failed compaction removes the tables it wrote (not the ones it passed
+ * through). */
 static void remove_outputs(struct kv_db *db, struct out *o)
 {
 	if (o->b)
 		kv_tb_abandon(o->b);
 	o->b = NULL;
 	for (size_t i = 0; i < o->e->nadd; i++) {
-		char *path = kv_table_path(db, o->e->add[i].file_no);
+		char *path = NULL;
+		size_t k = 0;
 
+		while (k < o->npass && o->pass[k]->meta.file_no != o->e->add[i].file_no)
+			k++;
+		if (k == o->npass)
+			path = kv_table_path(db, o->e->add[i].file_no);
 		if (path)
 			db->env->ops->unlink(db->env, path);
 		free(path);
@@ -751,6 +950,7 @@ static int run_job(struct kv_db *db, struct job *j)
 	struct out o = { .db = db, .j = j, .f = &f };
 	struct kv_rdset *rd = NULL;
 	struct kv_iiter *it = NULL;
+	struct kv_tref **pass = NULL;
 	uint64_t *snaps = NULL;
 	uint8_t *hidden = NULL;
 	struct kv_vedit e;
@@ -764,11 +964,17 @@ static int run_job(struct kv_db *db, struct job *j)
 	f.snaps = snaps;
 	if (!err)
 		err = job_rdset(j, &rd);
-	hidden = calloc(j->nin ? j->nin : 1, 1);
-	if (!err && !hidden)
+	hidden = calloc(j->nin ? 2 * j->nin : 1, 1); /* hidden, then passed */
+	pass = calloc(j->nin ? j->nin : 1, sizeof(*pass));
+	if (!err && (!hidden || !pass))
 		err = -ENOMEM;
 	for (size_t i = 0; i < j->nin && !err; i++)
 		hidden[i] = (uint8_t)input_hidden(&f, rd, &j->in[i]->meta);
+	if (!err)
+		err = pick_pass(j, hidden, hidden + j->nin, pass, &o.npass);
+	o.pass = pass;
+	for (size_t i = 0; i < j->nin && !err; i++)
+		hidden[i] |= (uint8_t)(hidden[j->nin + i] << 1); /* not read either */
 	if (!err)
 		err = merge_inputs(j, hidden, &it);
 	if (err)
@@ -777,7 +983,9 @@ static int run_job(struct kv_db *db, struct job *j)
 	o.rd = rd;
 	err = write_outputs(&o, it, &f);
 	for (size_t i = 0; i < j->nin && !err; i++)
-		err = kv_vedit_del(&e, (uint32_t)(j->in[i]->meta.level), j->in[i]->meta.file_no);
+		if (!hidden[j->nin + i] || j->in[i]->meta.level != (uint32_t)j->out_level)
+			err = kv_vedit_del(&e, (uint32_t)(j->in[i]->meta.level),
+					   j->in[i]->meta.file_no);
 	if (!err)
 		err = db->env->ops->sync_dir(db->env, db->dir);
 	if (!err) {
@@ -800,6 +1008,7 @@ out:
 		it->ops->destroy(it);
 	kv_rdset_free(rd);
 	free(hidden);
+	free(pass);
 	free(snaps);
 	free(f.ukey.p);
 	free(o.lo.p);

@@ -209,7 +209,7 @@ struct kv_db {
 	uint64_t compact_done;			/* [bg_mu] full compactions completed */
 	int compact_err;			/* [bg_mu] result of the last full one */
 	int bg_error;				/* [bg_mu] the last background error */
-	_Atomic int l0_files;			/* [atomic] tables in level 0 now */
+	_Atomic int l0_files;			/* [atomic] level 0's depth now (kv_l0_depth) */
 	uint8_t *compact_cursor[KV_MAX_LEVELS]; /* [compaction thread] round robin */
 	size_t compact_cursor_len[KV_MAX_LEVELS];
 	const void *rd_mem_ver;	      /* [compaction thread] against this version */
@@ -282,6 +282,7 @@ int kv_version_start(struct kv_db *db, struct kv_mem **mems, int nmem);
  * NULL), mark deleted tables obsolete. Fails the store on a manifest error.
  */
 int kv_version_apply(struct kv_db *db, struct kv_vedit *e, struct kv_mem *drop);
+int kv_l0_depth(const struct kv_version *v);
 /* Open the table of @meta as a tref (1 ref). */
 int kv_tref_open(struct kv_db *db, const struct kv_file_meta *meta, struct kv_tref **out);
 char *kv_table_path(struct kv_db *db, uint64_t file_no);

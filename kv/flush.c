@@ -134,17 +134,84 @@ static int mem_rdels(struct kv_mem *m, struct kv_table_builder *b, struct kv_rds
 	return err;
 }
 
-static int write_table(struct kv_db *db, struct kv_mem *m, struct kv_table_builder *b)
+/* The tables one flush writes. */
+struct fouts {
+	struct kv_table_builder *b; /* the one being written */
+	uint64_t *file_no;
+	struct kv_table_props *props;
+	size_t n; /* started; all but the last finished while b is open */
+};
+
+/* Finish the current table (if any) and start the next one. */
+static int fout_next(struct kv_db *db, struct fouts *o)
+{
+	uint64_t *no;
+	struct kv_table_props *p;
+	char *path;
+	int err = 0;
+
+	if (o->b) {
+		err = kv_tb_finish(o->b, &o->props[o->n - 1]);
+		o->b = NULL;
+		if (err)
+			return err;
+	}
+	no = realloc(o->file_no, (o->n + 1) * sizeof(*no));
+	if (no)
+		o->file_no = no;
+	p = realloc(o->props, (o->n + 1) * sizeof(*p));
+	if (p)
+		o->props = p;
+	if (!no || !p)
+		return -ENOMEM;
+	memset(&o->props[o->n], 0, sizeof(*p));
+	pthread_mutex_lock(&db->ver_mu);
+	o->file_no[o->n] = db->next_file++;
+	pthread_mutex_unlock(&db->ver_mu);
+	path = kv_table_path(db, o->file_no[o->n]);
+	if (!path)
+		return -ENOMEM;
+	o->n++;
+	err = kv_tb_create(db->env, &db->opt, path, o->file_no[o->n - 1], NULL, &o->b);
+	if (err)
+		o->b = NULL;
+	free(path);
+	return err;
+}
+
+/* The key region of a user key: its first byte (256: the empty key). */
+static int key_region(const uint8_t *ik, size_t iklen)
+{
+	return kv_ikey_ulen(iklen) ? ik[0] : 256;
+}
+
+/*
+ * Write @m into level-0 tables. A memtable without range tombstones and of
+ * at least table_target_size log bytes (a small one, from an explicit
+ * flush, gains nothing) is cut into tables at each change of key region
+ * (first byte of the key) and after table_target_size bytes (between two
+ * user keys), so that keys written in order (a file's data blocks, between
+ * its inode's key and the next file's keys) make tables that other flushes
+ * do not overlap, which later compactions pass through to level 1 without
+ * rewriting them (compact.c). The tables of one flush are disjoint: level
+ * 0's depth (kv_l0_depth) counts them once.
+ */
+static int write_tables(struct kv_db *db, struct kv_mem *m, struct fouts *o)
 {
 	struct kv_cfilter f = { 0 };
 	struct kv_rdset *rd = NULL;
 	struct kv_iiter *it = NULL;
 	uint64_t *snaps = NULL;
-	int err;
+	int err, region = -1,
+		 split = !atomic_load(&m->mt.nrdels) &&
+			 kv_logbuf_appended(&m->lb) >= db->opt.table_target_size;
+	struct kv_keybuf last = { 0 };
 
 	err = kv_snapshot_list(db, &snaps, &f.nsnaps);
 	if (!err)
-		err = mem_rdels(m, b, &rd);
+		err = fout_next(db, o);
+	if (!err)
+		err = mem_rdels(m, o->b, &rd);
 	if (!err)
 		err = kv_memtable_iter(&m->mt, m->base_lsn, UINT64_MAX, &it);
 	if (err)
@@ -152,22 +219,55 @@ static int write_table(struct kv_db *db, struct kv_mem *m, struct kv_table_build
 	f.snaps = snaps;
 	f.rd = rd;
 	for (it->ops->seek_first(it); it->valid && !err; it->ops->next(it)) {
-		int keep = kv_cfilter_keep(&f, it->key, it->klen);
+		int keep = kv_cfilter_keep(&f, it->key, it->klen), r;
 
-		if (keep < 0)
+		if (keep <= 0) {
 			err = keep;
-		else if (keep)
-			err = kv_tb_add(b, it->key, it->klen, it->val, it->vlen);
+			continue;
+		}
+		r = key_region(it->key, it->klen);
+		if (split && region >= 0 &&
+		    (r != region ||
+		     (kv_tb_size(o->b) >= db->opt.table_target_size &&
+		      kv_ukey_cmp(it->key, kv_ikey_ulen(it->klen), last.p, last.len) != 0)))
+			err = fout_next(db, o);
+		region = r;
+		if (!err)
+			err = kv_tb_add(o->b, it->key, it->klen, it->val, it->vlen);
+		if (!err)
+			err = kv_keybuf_set(&last, it->key, kv_ikey_ulen(it->klen));
 	}
 	if (!err)
 		err = it->err;
+	if (!err) {
+		err = kv_tb_finish(o->b, &o->props[o->n - 1]);
+		o->b = NULL;
+	}
 out:
 	if (it)
 		it->ops->destroy(it);
 	kv_rdset_free(rd);
 	free(f.ukey.p);
+	free(last.p);
 	free(snaps);
 	return err;
+}
+
+/* A failed flush removes what it wrote. */
+static void fouts_free(struct kv_db *db, struct fouts *o, int remove)
+{
+	if (o->b)
+		kv_tb_abandon(o->b);
+	for (size_t i = 0; i < o->n; i++) {
+		char *path = remove ? kv_table_path(db, o->file_no[i]) : NULL;
+
+		if (path)
+			db->env->ops->unlink(db->env, path);
+		free(path);
+		kv_table_props_free(&o->props[i]);
+	}
+	free(o->file_no);
+	free(o->props);
 }
 
 static void meta_from_props(struct kv_file_meta *fm, uint32_t level, uint64_t file_no,
@@ -214,49 +314,34 @@ static void retire_counts(struct kv_db *db, struct kv_mem *m, int sign)
 static int flush_mem(struct kv_db *db, struct kv_mem *m)
 {
 	struct kv_mem *next = atomic_load(&m->newer);
-	struct kv_table_props props = { 0 };
-	struct kv_table_builder *b;
+	struct fouts o = { 0 };
+	uint64_t bytes = 0;
 	struct kv_vedit e;
-	uint64_t file_no;
-	char *path;
 	int err;
 
 	err = wait_done(db, m);
 	if (err)
 		return err;
-	pthread_mutex_lock(&db->ver_mu);
-	file_no = db->next_file++;
-	pthread_mutex_unlock(&db->ver_mu);
-	path = kv_table_path(db, file_no);
-	if (!path)
-		return -ENOMEM;
-	err = kv_tb_create(db->env, &db->opt, path, file_no, NULL, &b);
-	if (!err) {
-		err = write_table(db, m, b);
-		if (err)
-			kv_tb_abandon(b);
-		else
-			err = kv_tb_finish(b, &props);
-	}
+	err = write_tables(db, m, &o);
 	if (!err)
 		err = db->env->ops->sync_dir(db->env, db->dir);
 	if (err) {
-		kv_log(db, KV_LOG_ERROR, "%s: flush of WAL segment %llu failed: %s", path,
+		kv_log(db, KV_LOG_ERROR, "%s: flush of WAL segment %llu failed: %s", db->dir,
 		       (unsigned long long)m->seg_id, strerror(-err));
-		db->env->ops->unlink(db->env, path);
-		free(path);
-		kv_table_props_free(&props);
+		fouts_free(db, &o, 1);
 		return err;
 	}
-	free(path);
 	kv_vedit_init(&e);
 	e.has_log = 1;
 	e.log_min_seg = next->seg_id;
 	e.log_min_lsn = next->base_lsn;
-	if (props.entries || props.rangedels) {
+	for (size_t i = 0; i < o.n && !err; i++) {
 		struct kv_file_meta fm;
 
-		meta_from_props(&fm, 0, file_no, &props);
+		bytes += o.props[i].file_size;
+		if (!o.props[i].entries && !o.props[i].rangedels)
+			continue;
+		meta_from_props(&fm, 0, o.file_no[i], &o.props[i]);
 		err = kv_vedit_add(&e, &fm);
 	}
 	pthread_mutex_lock(&db->ver_mu);
@@ -269,18 +354,21 @@ static int flush_mem(struct kv_db *db, struct kv_mem *m)
 	pthread_mutex_unlock(&db->ver_mu);
 	kv_vedit_free(&e);
 	if (!err) {
-		if (!props.entries && !props.rangedels) {
-			char *p = kv_table_path(db, file_no);
+		for (size_t i = 0; i < o.n; i++) {
+			char *p;
 
+			if (o.props[i].entries || o.props[i].rangedels)
+				continue;
+			p = kv_table_path(db, o.file_no[i]);
 			if (p)
 				db->env->ops->unlink(db->env, p);
 			free(p);
 		}
 		remove_segment(db, m);
 		atomic_fetch_add(&db->flushes, 1);
-		atomic_fetch_add(&db->flush_bytes, props.file_size);
+		atomic_fetch_add(&db->flush_bytes, bytes);
 	}
-	kv_table_props_free(&props);
+	fouts_free(db, &o, 0);
 	return err;
 }
 

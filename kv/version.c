@@ -217,6 +217,33 @@ static int level_cmp(const void *a, const void *b)
 	return kv_ikey_cmp(x->meta.smallest, x->meta.slen, y->meta.smallest, y->meta.slen);
 }
 
+/*
+ * Level 0's depth: the most of its tables whose key ranges hold one same
+ * key (what a read may have to look at). One flush may write several
+ * disjoint tables (one per key region): they count once.
+ */
+int kv_l0_depth(const struct kv_version *v)
+{
+	int depth = 0;
+
+	for (size_t i = 0; i < v->n[0]; i++) {
+		const struct kv_file_meta *a = &v->files[0][i]->meta;
+		int d = 0;
+
+		/* The deepest point is the smallest key of one of the tables. */
+		for (size_t k = 0; k < v->n[0]; k++) {
+			const struct kv_file_meta *b = &v->files[0][k]->meta;
+
+			d += kv_ukey_cmp(b->smallest, kv_ikey_ulen(b->slen), a->smallest,
+					 kv_ikey_ulen(a->slen)) <= 0 &&
+			     kv_ukey_cmp(b->largest, kv_ikey_ulen(b->llen), a->smallest,
+					 kv_ikey_ulen(a->slen)) >= 0;
+		}
+		depth = d > depth ? d : depth;
+	}
+	return depth;
+}
+
 static int readded(const struct kv_vedit *e, uint64_t file_no)
 {
 	for (size_t i = 0; i < e->nadd; i++)
@@ -471,7 +498,7 @@ int kv_version_apply(struct kv_db *db, struct kv_vedit *e, struct kv_mem *drop)
 	kv_version_unref(db->current);
 	db->current = v;
 	v = NULL;
-	atomic_store(&db->l0_files, (int)db->current->n[0]);
+	atomic_store(&db->l0_files, kv_l0_depth(db->current));
 	/* A failed switch may leave CURRENT naming either manifest: the store
 	 * cannot go on appending to the old one. */
 	if (kv_manifest_size(db->manifest) > MANIFEST_ROLL_BYTES) {
@@ -588,7 +615,7 @@ int kv_version_open(struct kv_db *db)
 	if (!err)
 		err = version_build(NULL, &e, added, &db->current);
 	if (!err)
-		atomic_store(&db->l0_files, (int)db->current->n[0]);
+		atomic_store(&db->l0_files, kv_l0_depth(db->current));
 	db->manifest_number = number;
 out:
 	for (size_t i = 0; i < opened; i++)

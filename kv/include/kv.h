@@ -100,9 +100,10 @@ struct kv_options {
 					* x10); default 4 * log_buffer_size */
 	int max_immutable;	       /* memtables waiting for flush before
 					* writers stall; default 2, range [1, 16] */
-	int l0_compact_trigger;	       /* level-0 tables that start a compaction;
-					* default 4 */
-	int l0_stall;		       /* level-0 tables at which writers stall
+	int l0_compact_trigger;	       /* level-0 depth (the most level-0 tables
+					* holding one same key) that starts a
+					* compaction; default 4 */
+	int l0_stall;		       /* level-0 depth at which writers stall
 					* until compaction catches up; default 12 */
 	int manual_background;	       /* tests: no automatic flush/compaction,
 					* only kv_flush / kv_compact */

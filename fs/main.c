@@ -145,8 +145,8 @@ static void usage(FILE *out)
 		"                         page cache at every write(2)\n"
 		"  block_cache=SIZE       engine block cache (K, M, G suffixes)\n"
 		"  log_buffer=SIZE        engine log buffer per memtable (K, M, G suffixes)\n"
-		"  entry_timeout=SECONDS  kernel cache of names (default 1)\n"
-		"  attr_timeout=SECONDS   kernel cache of attributes (default 1)\n"
+		"  entry_timeout=SECONDS  kernel cache of names (default 60)\n"
+		"  attr_timeout=SECONDS   kernel cache of attributes (default 60)\n"
 		"  negative_timeout=SECONDS kernel cache of absent names (default 1)\n"
 		"  ro                     read-only\n"
 		"\n"
@@ -756,7 +756,12 @@ int main(int argc, char **argv)
 
 	kvfs_options_init(&a.ko);
 	a.ko.log = engine_log;
-	a.fc.entry_timeout = a.fc.attr_timeout = a.fc.negative_timeout = 1.0;
+	/* The daemon holds its store alone (the engine's lock file): every
+	 * change to names and attributes goes through this kernel, which
+	 * invalidates what it caches, so names and attributes may be cached
+	 * long. Absent names only briefly. */
+	a.fc.entry_timeout = a.fc.attr_timeout = 60.0;
+	a.fc.negative_timeout = 1.0;
 	if (parse_args(argc, argv, &a))
 		return EXIT_USAGE;
 	verbose = a.debug;

@@ -21,6 +21,7 @@ struct fs_fuse_config {
 	double attr_timeout;	 /* seconds the kernel may cache attributes */
 	double negative_timeout; /* seconds the kernel may cache "no such name" */
 	int debug;		 /* -d: FUSE's request trace on stderr */
+	int writeback_cache;	 /* ask for the kernel's writeback cache */
 };
 
 /*

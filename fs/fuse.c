@@ -32,6 +32,10 @@
  *     owns O_APPEND offsets and mtime/ctime (sent back through setattr);
  *     flush/close writes back before FLUSH, fsync before FSYNC.
  *     LSEEK comes without writeback: fs_ll_lseek has it done.
+ *     Optional (cfg.writeback_cache): without it every write(2) comes at
+ *     once, the kernel still sets O_APPEND offsets from its i_size (exact:
+ *     nothing else changes the file) and the library sets mtime/ctime, and
+ *     unlink/rename of a file need no SETATTR of its ctime afterwards.
  *   - readdirplus with READDIRPLUS_AUTO: the first batch of a listing and
  *     every batch after the caller looked names up (ls -l, cp -a, rsync,
  *     du) come with attributes and references; a plain walk (ls, find -name)
@@ -446,6 +450,10 @@ static void fs_ll_init(void *userdata, struct fuse_conn_info *conn)
 			    FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_EXPORT_SUPPORT;
 	struct fs_fuse *f = userdata;
 
+	if (!f->cfg.writeback_cache) {
+		want &= ~FUSE_CAP_WRITEBACK_CACHE;
+		unwanted |= FUSE_CAP_WRITEBACK_CACHE;
+	}
 	conn->want = (conn->want & ~unwanted) | (want & conn->capable);
 	atomic_store(&f->posix_acl, !!(conn->want & FUSE_CAP_POSIX_ACL));
 	/* Writeback of dirty pages and readahead are "background" requests:

@@ -148,6 +148,9 @@ static void usage(FILE *out)
 		"  entry_timeout=SECONDS  kernel cache of names (default 60)\n"
 		"  attr_timeout=SECONDS   kernel cache of attributes (default 60)\n"
 		"  negative_timeout=SECONDS kernel cache of absent names (default 1)\n"
+		"  writeback_cache        (default) the kernel caches written data and writes\n"
+		"                         it back later\n"
+		"  no_writeback_cache     every write(2) goes to the daemon at once\n"
 		"  ro                     read-only\n"
 		"\n"
 		"FUSE and mount options, passed on: allow_other, allow_root, auto_unmount,\n"
@@ -281,6 +284,10 @@ static int one_option(struct daemon_args *a, const char *opt)
 		return parse_seconds(v, &a->fc.attr_timeout) ? -EINVAL : 0;
 	if (!strncmp(opt, "negative_timeout=", 17))
 		return parse_seconds(v, &a->fc.negative_timeout) ? -EINVAL : 0;
+	if (!strcmp(opt, "writeback_cache") || !strcmp(opt, "no_writeback_cache")) {
+		a->fc.writeback_cache = opt[0] == 'w';
+		return 0;
+	}
 	if (!strcmp(opt, "debug")) {
 		a->debug = a->foreground = 1;
 		return 0;
@@ -762,6 +769,7 @@ int main(int argc, char **argv)
 	 * long. Absent names only briefly. */
 	a.fc.entry_timeout = a.fc.attr_timeout = 60.0;
 	a.fc.negative_timeout = 1.0;
+	a.fc.writeback_cache = 1;
 	if (parse_args(argc, argv, &a))
 		return EXIT_USAGE;
 	verbose = a.debug;

@@ -15,6 +15,7 @@
 #   SRCDIR        the source tree (something real to copy)
 # Optional:
 #   ITEST_DURABILITY  batch|sync: every kvfs_mount adds -o durability=...
+#   ITEST_OPTS        more -o options for every kvfs_mount (comma-separated)
 #   ITEST_TIMEOUT     seconds before the watchdog aborts the test (unmounts,
 #                     stops the daemons) so that ctest's own, harsher
 #                     timeout never leaves a stale mount; default 600
@@ -162,6 +163,9 @@ kvfs_start() {
 	shift 2
 	if [ -n "${ITEST_DURABILITY:-}" ]; then
 		set -- -o "durability=$ITEST_DURABILITY" "$@"
+	fi
+	if [ -n "${ITEST_OPTS:-}" ]; then
+		set -- -o "$ITEST_OPTS" "$@"
 	fi
 	ITEST_NLOG=$((ITEST_NLOG + 1))
 	log=$T/kvfs.$ITEST_NLOG.log

@@ -15,6 +15,7 @@
 #   pt-lower/ pt-mnt/     passthrough_ll -o source=pt-lower,$PT_OPTS on pt-mnt
 #                         (PT=hl: passthrough on pt-mnt, target pt-mnt/$WORK/pt-lower)
 #   kvfs-store/ kvfs/     kvfs -o durability=batch
+#   kvfs-nowb-store/ kvfs-nowb/   kvfs -o durability=batch,no_writeback_cache
 #   kvfs-sync-store/ kvfs-sync/   kvfs -o durability=sync (creates, 1 and 4 threads)
 # Every daemon runs in the foreground as a child of this script; an EXIT trap
 # unmounts everything it mounted and waits for the daemons, even after a
@@ -48,6 +49,7 @@
 #   WORK=DIR (/var/tmp/fsbench, removed at the end unless KEEP=1)
 #   CACHE=DIR (/var/tmp/fsbench-cache)  JOBS=2  QUICK=0
 #   PERF=0|1|only  only: the perf runs without the benchmarks
+#   NOWB=1         also kvfs -o no_writeback_cache, a column of its own (0: not)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -66,6 +68,7 @@ THREADS=${THREADS:-1,4}
 PT=${PT:-auto}
 PT_OPTS=${PT_OPTS:-writeback}
 PERF=${PERF:-0}
+NOWB=${NOWB:-1}
 KEEP=${KEEP:-0}
 DROP_CACHES=${DROP_CACHES:-1}
 if [ "$QUICK" = 1 ]; then
@@ -202,11 +205,13 @@ else
 fi
 
 # ---- targets ------------------------------------------------------------------
-for m in pt-mnt kvfs kvfs-sync; do
+for m in pt-mnt kvfs kvfs-nowb kvfs-sync; do
 	is_mounted "$WORK/$m" && die "$WORK/$m is mounted (an earlier run?): unmount it first"
 done
-rm -rf "$WORK/ext4" "$WORK/pt-lower" "$WORK/kvfs-store" "$WORK/kvfs-sync-store"
-mkdir -p "$WORK/ext4" "$WORK/pt-lower" "$WORK/pt-mnt" "$WORK/kvfs" "$WORK/kvfs-sync"
+rm -rf "$WORK/ext4" "$WORK/pt-lower" "$WORK/kvfs-store" "$WORK/kvfs-nowb-store" \
+	"$WORK/kvfs-sync-store"
+mkdir -p "$WORK/ext4" "$WORK/pt-lower" "$WORK/pt-mnt" "$WORK/kvfs" "$WORK/kvfs-nowb" \
+	"$WORK/kvfs-sync"
 fstype=$(df --output=fstype "$WORK/ext4" | tail -1)
 [ "$fstype" = ext4 ] || say "warning: $WORK is on $fstype, not ext4"
 
@@ -224,6 +229,13 @@ fi
 "$MKFS" "$WORK/kvfs-store" >/dev/null
 start_daemon kvfs "$WORK/kvfs" "$KVFS" "$WORK/kvfs-store" "$WORK/kvfs" -o durability=batch -f
 kvfs_pid=${PIDS[-1]}
+nowb=()
+if [ "$NOWB" = 1 ]; then
+	"$MKFS" "$WORK/kvfs-nowb-store" >/dev/null
+	start_daemon kvfs-nowb "$WORK/kvfs-nowb" "$KVFS" "$WORK/kvfs-nowb-store" "$WORK/kvfs-nowb" \
+		-o durability=batch,no_writeback_cache -f
+	nowb=(kvfs-nowb="$WORK/kvfs-nowb")
+fi
 "$MKFS" "$WORK/kvfs-sync-store" >/dev/null
 start_daemon kvfs-sync "$WORK/kvfs-sync" \
 	"$KVFS" "$WORK/kvfs-sync-store" "$WORK/kvfs-sync" -o durability=sync -f
@@ -234,9 +246,10 @@ run_benchmarks() {
 		--rand-reads "$RAND_READS" --rand-writes "$RAND_WRITES")
 	[ "$DROP_CACHES" = 1 ] && common+=(--drop-caches)
 	start=$(date +%s)
-	say "fsbench on ext4, passthrough, kvfs (batch)"
+	say "fsbench on ext4, passthrough, kvfs (batch)${nowb:+, kvfs (no_writeback_cache)}"
 	"$FSBENCH" "${common[@]}" --tar "$tarball" --json "$WORK/main.json" \
-		ext4="$WORK/ext4" passthrough="$pt_target" kvfs="$WORK/kvfs" | tee "$WORK/main.txt"
+		ext4="$WORK/ext4" passthrough="$pt_target" kvfs="$WORK/kvfs" "${nowb[@]}" |
+		tee "$WORK/main.txt"
 	say "fsbench create on kvfs durability=sync, threads 1 and 4"
 	"$FSBENCH" --files "$FILES" --threads 1,4 --no-shared --phases create \
 		--json "$WORK/sync.json" kvfs-sync="$WORK/kvfs-sync" | tee "$WORK/sync.txt"
@@ -297,9 +310,14 @@ run_benchmarks() {
 	    to_p = r["value"] / p["value"] if p["value"] > 0 else float("nan")
 	    fmt = "%.2f" if tree else "%.0f"
 	    rx = lambda x: "-" if x != x else "%.2fx" % x
-	    rows.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+	    extra = ""
+	    if "kvfs-nowb" in by:
+	        n = by["kvfs-nowb"].get(k)
+	        n_p = n["value"] / p["value"] if n and p["value"] > 0 else float("nan")
+	        extra = " %s | %s |" % (fmt % n["value"] if n else "-", rx(n_p))
+	    rows.append("| %s | %s | %s | %s | %s | %s | %s | %s |%s" % (
 	        name(r), "s" if tree else r["unit"], fmt % e["value"], fmt % p["value"], fmt % r["value"],
-	        rx(to_e), rx(to_p), goal(r, to_e, to_p)))
+	        rx(to_e), rx(to_p), goal(r, to_e, to_p), extra))
 	    ratios.append({"phase": r["phase"], "threads": r["threads"], "shared": r["shared"],
 	                   "unit": r["unit"], "ext4": e["value"], "passthrough": p["value"],
 	                   "kvfs": r["value"], "kvfs_over_ext4": to_e, "kvfs_over_passthrough": to_p,
@@ -309,7 +327,7 @@ run_benchmarks() {
 	    if "latency_us" not in r:
 	        continue
 	    cells = []
-	    for l in ("ext4", "passthrough", "kvfs"):
+	    for l in ("ext4", "passthrough", "kvfs") + (("kvfs-nowb",) if "kvfs-nowb" in by else ()):
 	        x = by[l].get(key(r))
 	        cells.append("%.1f / %.1f" % (x["latency_us"]["p50"], x["latency_us"]["p99"])
 	                     if x and "latency_us" in x else "-")
@@ -323,8 +341,10 @@ run_benchmarks() {
 	md.append("Rates are per second (higher is better), untar..rm are seconds (lower is better); "
 	          "the ratios are kvfs's value over the other's (for seconds, below 1x is faster).")
 	md.append("")
-	md.append("| phase | unit | ext4 | passthrough | kvfs (batch) | kvfs / ext4 | kvfs / passthrough | goal |")
-	md.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+	nw = "kvfs-nowb" in by
+	md.append("| phase | unit | ext4 | passthrough | kvfs (batch) | kvfs / ext4 | kvfs / passthrough | goal |"
+	          + (" kvfs no_writeback_cache | it / passthrough |" if nw else ""))
+	md.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |" + (" ---: | ---: |" if nw else ""))
 	md += rows
 	md.append("")
 	md.append("kvfs durability=sync, creates/s: 1 thread %.0f, 4 threads %.0f: %.2fx (goal >= 3x: %s)."
@@ -332,8 +352,8 @@ run_benchmarks() {
 	md.append("")
 	md.append("Latency p50 / p99, microseconds:")
 	md.append("")
-	md.append("| phase | ext4 | passthrough | kvfs (batch) |")
-	md.append("| --- | ---: | ---: | ---: |")
+	md.append("| phase | ext4 | passthrough | kvfs (batch) |" + (" kvfs no_writeback_cache |" if nw else ""))
+	md.append("| --- | ---: | ---: | ---: |" + (" ---: |" if nw else ""))
 	md += lat
 	open(out + "/fsbench.md", "w").write("\n".join(md) + "\n")
 	json.dump({"machine": machine, "settings": settings, "seconds": secs, "main": main,

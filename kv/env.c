@@ -11,7 +11,9 @@
  * Protocols (each returns 0 or the first negative errno):
  *
  *   1. Preallocated file, kv_env_create_zeroed(): open with O_CREAT|O_EXCL,
- *      write @len zero bytes, fsync the file, fsync its directory. The zeros
+ *      write @len zero bytes (the env's zero_fill op if it has one, which
+ *      the POSIX env does without copying them through the page cache),
+ *      fsync the file, fsync its directory. The zeros
  *      are real writes, not ftruncate(): a sparse or fallocate()d file would
  *      allocate (or convert) blocks on the first in-place write, which makes
  *      every later fdatasync a metadata commit. O_EXCL because the caller
@@ -104,6 +106,8 @@ static int write_zeros(struct kv_file *f, uint64_t len)
 	size_t n;
 	int ret;
 
+	if (f->env->ops->zero_fill)
+		return f->env->ops->zero_fill(f, len);
 	while (off < len) {
 		n = len - off < ZERO_CHUNK ? (size_t)(len - off) : ZERO_CHUNK;
 		ret = kv_env_write_all(f, zero_chunk, n, off);

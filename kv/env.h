@@ -48,6 +48,10 @@ struct kv_env_ops {
 	int (*truncate)(struct kv_file *f, uint64_t size);
 	/* Exclusive advisory lock for the life of the file: -EBUSY if held. */
 	int (*lock)(struct kv_file *f);
+	/* Optional (NULL: kv_env_create_zeroed() writes zeros with pwrite).
+	 * Write @len zero bytes at offset 0 of a new, empty file, as cheaply
+	 * as the env can, and leave them readable; the caller syncs. */
+	int (*zero_fill)(struct kv_file *f, uint64_t len);
 
 	int (*rename)(struct kv_env *env, const char *from, const char *to);
 	int (*unlink)(struct kv_env *env, const char *path);

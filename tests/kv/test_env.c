@@ -303,6 +303,74 @@ static void test_create_zeroed(void **state)
 	disk_expect(fxp(x, "empty"), "", 0);
 }
 
+/*
+ * The POSIX env's zero_fill: O_DIRECT for the aligned part, buffered for
+ * the rest. Lengths below, across and above the 1 MiB chunk and the 4 KiB
+ * alignment all give a file of exactly that many zero bytes, whose
+ * descriptor no longer has O_DIRECT (the commit writes unaligned ranges),
+ * and whose bytes read back through the page cache as zeros even after an
+ * unaligned write next to them.
+ */
+static void test_create_zeroed_direct(void **state)
+{
+	struct fx *x = *state;
+	static const uint64_t lens[] = { 1,	      4095,
+					 4096,	      4097,
+					 65536 + 100, (1u << 20) - 4096,
+					 1u << 20,    (3u << 20) + 512,
+					 4u << 20 };
+	static unsigned char want[(4u << 20) + 4096];
+	struct kv_file *f;
+	char name[32];
+	uint64_t size;
+
+	assert_non_null(x->env->ops->zero_fill);
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		uint64_t len = lens[i];
+		int fd, fl;
+
+		snprintf(name, sizeof(name), "z%zu", i);
+		f = NULL;
+		assert_int_equal(kv_env_create_zeroed(x->env, fxp(x, name), len, &f), 0);
+		assert_non_null(f);
+		fd = kv_env_posix_fd(f);
+		assert_true(fd >= 0);
+		fl = fcntl(fd, F_GETFL);
+		assert_true(fl >= 0);
+		assert_int_equal(fl & O_DIRECT, 0);
+		assert_int_equal(f->env->ops->size(f, &size), 0);
+		assert_int_equal(size, len);
+		/* An unaligned in-place write, as a commit does: accepted. */
+		memset(want, 0, (size_t)len);
+		want[len / 2] = 0xa5;
+		assert_int_equal(kv_env_write_all(f, "\xa5", 1, len / 2), 0);
+		assert_int_equal(f->env->ops->sync(f, 1), 0);
+		xclose(f);
+		disk_expect(fxp(x, name), want, (size_t)len);
+	}
+}
+
+/* A zero fill that runs out of space (64 KiB tmpfs) fails and leaves no file. */
+static void test_create_zeroed_enospc(void **state)
+{
+	struct fx *x = *state;
+	struct kv_file *f = (struct kv_file *)1;
+
+	if (!x->mounted)
+		skip();
+	assert_int_equal(kv_env_create_zeroed(x->env, fxp(x, "big"), 1u << 20, &f), -ENOSPC);
+	assert_null(f);
+	assert_int_equal(x->env->ops->exists(x->env, fxp(x, "big"), NULL), -ENOENT);
+	/* And one that fits is made, all zero. */
+	assert_int_equal(kv_env_create_zeroed(x->env, fxp(x, "small"), 12288 + 7, &f), 0);
+	xclose(f);
+	{
+		static const unsigned char zeros[12288 + 7];
+
+		disk_expect(fxp(x, "small"), zeros, sizeof(zeros));
+	}
+}
+
 static void test_write_file_atomic(void **state)
 {
 	struct fx *x = *state;
@@ -971,6 +1039,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_all_short_writes, fault_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_create_zeroed, dir_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_create_zeroed_direct, dir_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_create_zeroed_enospc, tmpfs_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_write_file_atomic, dir_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_uring_write_durable, dir_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_uring_threads, dir_setup, fx_teardown),

@@ -36,7 +36,12 @@
  *
  * The backstop thread leads only on a kick, so that async and batch-mode
  * writes commit with no further call: in batch mode an acknowledged write is
- * durable once the commit in flight (if any) and the next one complete.
+ * durable once the commit in flight (if any) and the next one complete. Its
+ * one exception: after a commit that completed several async requests (the
+ * kvfs daemon in sync mode: each FUSE request waits for its commit, and the
+ * thread behind it comes back with the next one) it leads again at once and
+ * gathers those writers into the next epoch (gather()), so that N closed-loop
+ * writers share one commit instead of splitting into two alternating halves.
  */
 #include <errno.h>
 #include <sched.h>
@@ -95,15 +100,20 @@ static struct kv_req *sort_reqs(struct kv_req *l)
 	return out;
 }
 
-static void deliver(struct kv_req *l, int status)
+/* Complete the requests of @l in LSN order; returns how many. */
+static uint32_t deliver(struct kv_req *l, int status)
 {
+	uint32_t n = 0;
+
 	l = sort_reqs(l);
 	while (l) {
 		struct kv_req *next = l->next;
 
 		kv_req_complete(l, status);
 		l = next;
+		n++;
 	}
+	return n;
 }
 
 /* Failed db: hand -EIO to every request still waiting, in any memtable
@@ -128,6 +138,8 @@ void kv_commit_fail(struct kv_db *db, int err)
 		       db->dir, strerror(-(err ? err : -EIO)));
 	atomic_fetch_add_explicit(&db->commit_seq, 1, memory_order_release);
 	kv_futex_wake_all(&db->commit_seq);
+	atomic_fetch_add_explicit(&db->gathered, 1, memory_order_seq_cst);
+	kv_futex_wake_all(&db->gathered);
 	kv_commit_kick(db);
 }
 
@@ -185,11 +197,11 @@ static int commit_step(struct kv_db *db)
 	}
 	atomic_fetch_add_explicit(&db->commits, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&db->commit_bytes, end - d, memory_order_relaxed);
-	atomic_store_explicit(&db->expected, (int)records, memory_order_relaxed);
+	atomic_store_explicit(&db->expected, (int)records, memory_order_seq_cst);
 	/* Before the publish: a writer acknowledged by it must find its write
 	 * in any snapshot taken afterwards. Everything below is indexed. */
 	atomic_store_explicit(&db->durable_lsn, m->base_lsn + end, memory_order_release);
-	deliver(kv_logbuf_publish(&m->lb, epoch, end), 0);
+	db->last_reqs = deliver(kv_logbuf_publish(&m->lb, epoch, end), 0);
 	return 1;
 }
 
@@ -198,22 +210,60 @@ static int commit_step(struct kv_db *db)
  * append their next records into this epoch rather than the next one.
  * Without this, closed-loop writers split into two cohorts that alternate
  * between commits, each commit carrying half of them. db->expected is set to
- * the last group's size at its publish and counted down by every append; the
- * leader yields while it is positive, for at most a third of the average
- * commit time. A lone writer (a group of one) never waits.
+ * the last group's size at its publish and counted down by every append
+ * (kv_commit_arrived); the leader waits while it is positive, for at most a
+ * third of the average commit time. A lone writer (a group of one) never
+ * waits. A foreground leader yields (its writers are in this process and
+ * runnable); the backstop sleeps on db->gathered, which the append that
+ * brings expected to 0 wakes: its writers come back through other threads
+ * and the kernel (FUSE), which need the CPU it would spin on, and one wake
+ * per commit is cheaper than a yield loop on two cores.
+ *
+ * The backstop gathers only after an epoch that completed at least two async
+ * requests (sync-mode writers such as a FUSE daemon's, which come back with
+ * their next write); after batch-mode writes nobody waits for the commit.
  */
-static void gather(struct kv_db *db)
+static void gather(struct kv_db *db, int backstop)
 {
-	uint64_t t0, budget = db->commit_ns_avg / 3;
+	uint64_t t0, now, budget = db->commit_ns_avg / 3;
 
-	if (db->last_group < 2 || !budget)
+	if (db->last_group < 2 || !budget || (backstop && db->last_reqs < 2))
 		return;
 	if (budget > 200000)
 		budget = 200000;
 	t0 = kv_now_ns();
-	while (atomic_load_explicit(&db->expected, memory_order_relaxed) > 0 &&
-	       kv_now_ns() - t0 < budget)
-		sched_yield();
+	if (!backstop) {
+		while (atomic_load_explicit(&db->expected, memory_order_relaxed) > 0 &&
+		       kv_now_ns() - t0 < budget)
+			sched_yield();
+		return;
+	}
+	atomic_store_explicit(&db->gathering, 1, memory_order_seq_cst);
+	for (;;) {
+		uint32_t seq = atomic_load_explicit(&db->gathered, memory_order_seq_cst);
+
+		if (atomic_load_explicit(&db->expected, memory_order_seq_cst) <= 0 ||
+		    atomic_load_explicit(&db->failed, memory_order_relaxed))
+			break;
+		now = kv_now_ns();
+		if (now - t0 >= budget)
+			break;
+		kv_futex_wait_ns(&db->gathered, seq, budget - (now - t0));
+	}
+	atomic_store_explicit(&db->gathering, 0, memory_order_relaxed);
+}
+
+void kv_commit_arrived(struct kv_db *db)
+{
+	if (atomic_load_explicit(&db->expected, memory_order_relaxed) <= 0)
+		return;
+	/* seq_cst pairs with gather(): either it sees expected at 0, or this
+	 * sees it gathering and wakes it. */
+	if (atomic_fetch_sub_explicit(&db->expected, 1, memory_order_seq_cst) == 1 &&
+	    atomic_load_explicit(&db->gathering, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&db->gathered, 1, memory_order_seq_cst);
+		kv_futex_wake_all(&db->gathered);
+	}
 }
 
 static int durable_enough(struct kv_mem *m, uint64_t end)
@@ -237,7 +287,7 @@ int kv_commit_wait(struct kv_db *db, struct kv_mem *m, uint64_t end)
 		if (err)
 			return -EIO;
 		if (token_try(db)) {
-			gather(db);
+			gather(db, 0);
 			commit_step(db);
 			token_release(db);
 			continue;
@@ -290,9 +340,17 @@ void kv_commit_forget(struct kv_db *db, struct kv_mem *m)
 	}
 }
 
-/* The backstop leads until nothing is pending (or the db has failed). */
+/*
+ * The backstop leads until nothing is pending (or the db has failed). After
+ * a commit that completed two or more async requests it does not wait for a
+ * kick: it leads again at once, gathering the writers it just released (see
+ * gather()), so that it sleeps once per commit rather than twice. Each kick
+ * it sees on the way is consumed here, and the next WAL segment made ready.
+ */
 static void backstop_round(struct kv_db *db)
 {
+	int again = 0;
+
 	for (;;) {
 		uint32_t seq = atomic_load_explicit(&db->commit_seq, memory_order_acquire);
 		int failed = atomic_load_explicit(&db->failed, memory_order_acquire);
@@ -300,11 +358,19 @@ static void backstop_round(struct kv_db *db)
 		/* Stopping: close has committed already; abandon must not. */
 		if (atomic_load_explicit(&db->stopping, memory_order_acquire))
 			return;
-		if (!failed && !pending(db))
+		if (atomic_load_explicit(&db->kick, memory_order_acquire)) {
+			atomic_store_explicit(&db->kick, 0, memory_order_release);
+			if (!failed)
+				kv_store_prepare_spare(db);
+		}
+		if (!failed && !again && !pending(db))
 			return;
 		if (token_try(db)) {
-			int r = commit_step(db);
+			int r;
 
+			gather(db, 1);
+			r = commit_step(db);
+			again = r == 1 && db->last_reqs >= 2;
 			token_release(db);
 			if (failed || r < 0)
 				return;
@@ -326,9 +392,6 @@ static void *backstop_main(void *arg)
 			kv_futex_wait(&db->kick, 0);
 			continue;
 		}
-		atomic_store_explicit(&db->kick, 0, memory_order_release);
-		if (!atomic_load_explicit(&db->failed, memory_order_acquire))
-			kv_store_prepare_spare(db);
 		backstop_round(db);
 	}
 	return NULL;

@@ -143,8 +143,12 @@ struct kv_db {
 	struct kv_mem *commit_mem;   /* [commit token] oldest not all durable */
 	uint64_t commit_ns_avg;	     /* [commit token] moving average of a commit */
 	uint32_t last_group;	     /* [commit token] records in the last commit */
+	uint32_t last_reqs;	     /* [commit token] async requests it completed */
 	_Atomic int expected;	     /* [atomic] writers of the last commit not yet
 				      * back with their next append (gather) */
+	_Atomic int gathering;	     /* [atomic] a leader sleeps until expected is 0 */
+	_Atomic uint32_t gathered;   /* [atomic futex] bumped when expected reaches 0
+				      * while a leader is gathering */
 	_Atomic uint32_t commit_seq; /* [atomic futex] bumped when a leader is done */
 	_Atomic int failed;	     /* [atomic] 0, or the error that failed the db */
 
@@ -352,6 +356,8 @@ void kv_commit_stop(struct kv_db *db);
 /* Wait until @m's bytes below @end are durable, leading commits as needed.
  * 0, or -EIO (or the failure's error) if the db failed first. */
 int kv_commit_wait(struct kv_db *db, struct kv_mem *m, uint64_t end);
+/* A writer has appended: one fewer of the last group to gather. */
+void kv_commit_arrived(struct kv_db *db);
 /* Ask the backstop to commit (async and batch writes). Cheap when pending. */
 void kv_commit_kick(struct kv_db *db);
 /* Mark the db failed with @err (first error wins) and wake everyone. */

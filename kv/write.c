@@ -194,8 +194,7 @@ static int append(struct kv_db *db, const struct wsrc *s, struct kv_req *req, st
 	}
 	kv_logbuf_release(&m->lb, ref, kv_align8(len));
 	atomic_fetch_add_explicit(&db->records, 1, memory_order_relaxed);
-	if (atomic_load_explicit(&db->expected, memory_order_relaxed) > 0)
-		atomic_fetch_sub_explicit(&db->expected, 1, memory_order_relaxed);
+	kv_commit_arrived(db);
 	*mp = m;
 	*endp = off + kv_align8(len);
 	return err;

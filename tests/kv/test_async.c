@@ -25,6 +25,7 @@
 #include <sys/types.h>
 
 #include <cmocka.h>
+#include <errno.h>
 
 #include "conc_util.h"
 
@@ -274,12 +275,150 @@ static void test_async_mixed_durability_order(void **state)
 			 order_bad, n);
 }
 
+/*
+ * Closed-loop callers in sync mode, the way the kvfs daemon writes: each
+ * submits one write with kv_write_cb and waits for its callback before the
+ * next. Nobody calls kv_write, so the backstop leads every commit and
+ * gathers the callers a commit released before it seals the next one. A
+ * power cut (freeze) in the middle: every write acknowledged with status 0
+ * survives the reopen, and every caller got -EIO (never a hang) after it.
+ */
+#define CL_CALLERS 4
+
+struct cl_caller {
+	struct kv_db *db;
+	int id;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int done, status;   /* [mu] the callback came, with status */
+	uint32_t acked;	    /* writes 0..acked-1 acknowledged with status 0 */
+	int last_err;	    /* the error that ended the loop */
+	_Atomic int count;  /* acknowledged so far, read by the main thread */
+	_Atomic int failed; /* the loop ended */
+};
+
+static void cl_key(char *buf, int caller, uint32_t tag)
+{
+	snprintf(buf, KEY_BUF, "cl%d/%08u", caller, tag);
+}
+
+static void cl_cb(void *arg, int status)
+{
+	struct cl_caller *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	c->done = 1;
+	c->status = status;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void *cl_run(void *arg)
+{
+	struct cl_caller *c = arg;
+	struct kv_batch *b;
+	uint8_t buf[400];
+	char key[KEY_BUF];
+
+	if (kv_batch_create(&b))
+		abort();
+	/* Until a write fails: the freeze makes every later one fail. */
+	for (uint32_t tag = 0;; tag++) {
+		size_t len = async_value(buf, c->id, tag);
+		int err;
+
+		cl_key(key, c->id, tag);
+		kv_batch_clear(b);
+		must(kv_batch_put(b, key, strlen(key), buf, len), "kv_batch_put");
+		pthread_mutex_lock(&c->mu);
+		c->done = 0;
+		pthread_mutex_unlock(&c->mu);
+		err = kv_write_cb(c->db, NULL, b, cl_cb, c);
+		if (!err) {
+			pthread_mutex_lock(&c->mu);
+			while (!c->done)
+				pthread_cond_wait(&c->cond, &c->mu);
+			err = c->status;
+			pthread_mutex_unlock(&c->mu);
+		}
+		if (err) {
+			c->last_err = err;
+			atomic_store(&c->failed, 1);
+			break;
+		}
+		c->acked = tag + 1;
+		atomic_store(&c->count, (int)c->acked);
+	}
+	kv_batch_destroy(b);
+	return NULL;
+}
+
+static void test_async_closed_loop_power_cut(void **state)
+{
+	struct fx *f = *state;
+	struct cl_caller c[CL_CALLERS];
+	pthread_t t[CL_CALLERS];
+	int want = scaled(500);
+
+	assert_int_equal(kv_fault_env_create(kv_env_default(), &f->fault), 0);
+	f->opt.env = kv_fault_env_env(f->fault);
+	f->opt.durability = KV_DUR_SYNC;
+	fx_open(f);
+	for (int i = 0; i < CL_CALLERS; i++) {
+		c[i] = (struct cl_caller){ .db = f->db, .id = i };
+		pthread_mutex_init(&c[i].mu, NULL);
+		pthread_cond_init(&c[i].cond, NULL);
+		assert_int_equal(pthread_create(&t[i], NULL, cl_run, &c[i]), 0);
+	}
+	/* Until each caller has had @want writes acknowledged (bounded: a
+	 * stalled caller fails the test below instead of hanging it). */
+	for (double t0 = now_s(); now_s() - t0 < 300;) {
+		int k = 0;
+
+		for (int i = 0; i < CL_CALLERS; i++)
+			k += atomic_load(&c[i].count) >= want || atomic_load(&c[i].failed);
+		if (k == CL_CALLERS)
+			break;
+		sleep_us(1000);
+	}
+	assert_int_equal(kv_fault_env_freeze(f->fault, 0), 0);
+	for (int i = 0; i < CL_CALLERS; i++) {
+		pthread_join(t[i], NULL);
+		pthread_mutex_destroy(&c[i].mu);
+		pthread_cond_destroy(&c[i].cond);
+	}
+	assert_no_failures();
+	kv_abandon(f->db);
+	f->db = NULL;
+	assert_int_equal(kv_fault_env_power_cut(f->fault, 0), 0);
+	fx_open(f);
+	for (int i = 0; i < CL_CALLERS; i++) {
+		assert_true(c[i].acked >= (uint32_t)want);
+		assert_int_equal(c[i].last_err, -EIO);
+		for (uint32_t tag = 0; tag < c[i].acked; tag++) {
+			uint8_t got[400];
+			char key[KEY_BUF];
+			uint32_t vtag;
+			ssize_t n;
+
+			cl_key(key, c[i].id, tag);
+			n = kv_get(f->db, 0, key, strlen(key), got, sizeof(got));
+			if (!async_value_ok(got, n, c[i].id, &vtag) || vtag != tag)
+				fail_msg(
+					"caller %d: write %u was acknowledged (of %u) but is %s after "
+					"the power cut",
+					i, tag, c[i].acked, n < 0 ? "missing" : "wrong");
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_async_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_callbacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_mixed_durability_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_closed_loop_power_cut, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -111,8 +111,7 @@ static int apply_attr(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, const 
 int kvfs_setattr(struct kvfs *fs, const struct kvfs_cred *cr, uint64_t ino, const struct stat *attr,
 		 int to_set, struct stat *out, const struct kvfs_done *done)
 {
-	struct kvfs_ack stack, *a;
-	struct kvfs_file f;
+	struct kvfs_fop op;
 	int err;
 
 	(void)cr; /* the kernel checked permissions; chown clears suid for anyone */
@@ -122,65 +121,46 @@ int kvfs_setattr(struct kvfs *fs, const struct kvfs_cred *cr, uint64_t ino, cons
 		return err;
 	if (to_set && fs->read_only)
 		return -EROFS;
-	err = kvfs_file_init(fs, &f);
+	err = kvfs_fop_begin(fs, ino, done, true, &op);
 	if (err)
 		return err;
-	err = kvfs_ack_start(&a, &stack, done, true);
-	if (err)
-		goto out;
-	kvfs_lock1(fs, ino);
-	err = kvfs_file_load(fs, ino, &f);
-	if (!err && to_set) {
+	if (to_set) {
 		struct kv_batch *b = kvfs_batch();
 
-		err = apply_attr(fs, ino, &f, attr, to_set, b);
+		err = apply_attr(fs, ino, &op.f, attr, to_set, b);
 		if (!err) {
-			kvfs_inode_stat(fs, ino, &f.in, out);
-			err = kvfs_ack_append(fs, a, b);
+			kvfs_inode_stat(fs, ino, &op.f.in, out);
+			err = kvfs_ack_append(fs, op.a, b);
 		}
-	} else if (!err) {
-		kvfs_inode_stat(fs, ino, &f.in, out);
+	} else {
+		kvfs_inode_stat(fs, ino, &op.f.in, out);
 	}
-	kvfs_unlock1(fs, ino);
-	err = kvfs_ack_end(a, err);
-out:
-	kvfs_file_free(&f);
-	return err;
+	return kvfs_fop_end(fs, ino, &op, err);
 }
 
 /* O_TRUNC of an open: size 0, mtime and ctime now (even if already empty,
  * as Linux does). */
 static int open_truncate(struct kvfs *fs, uint64_t ino, const struct kvfs_done *done)
 {
-	struct kvfs_ack stack, *a;
-	struct kvfs_file f;
+	struct kvfs_fop op;
 	struct timespec now;
 	int err;
 
-	err = kvfs_file_init(fs, &f);
+	err = kvfs_fop_begin(fs, ino, done, true, &op);
 	if (err)
 		return err;
-	err = kvfs_ack_start(&a, &stack, done, true);
-	if (err)
-		goto out;
-	kvfs_lock1(fs, ino);
-	err = kvfs_file_load(fs, ino, &f);
-	if (!err && S_ISREG(f.in.mode)) {
+	if (S_ISREG(op.f.in.mode)) {
 		struct kv_batch *b = kvfs_batch();
 
-		err = kvfs_file_truncate(fs, ino, &f, 0, b);
+		err = kvfs_file_truncate(fs, ino, &op.f, 0, b);
 		kvfs_now(&now);
-		f.in.mtime = f.in.ctime = now;
+		op.f.in.mtime = op.f.in.ctime = now;
 		if (!err)
-			err = kvfs_file_put(b, ino, &f);
+			err = kvfs_file_put(b, ino, &op.f);
 		if (!err)
-			err = kvfs_ack_append(fs, a, b);
+			err = kvfs_ack_append(fs, op.a, b);
 	}
-	kvfs_unlock1(fs, ino);
-	err = kvfs_ack_end(a, err);
-out:
-	kvfs_file_free(&f);
-	return err;
+	return kvfs_fop_end(fs, ino, &op, err);
 }
 
 int kvfs_open_file(struct kvfs *fs, uint64_t ino, int flags, const struct kvfs_done *done)

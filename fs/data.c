@@ -226,6 +226,32 @@ int kvfs_ack_end(struct kvfs_ack *a, int err)
 	return err ? err : status;
 }
 
+int kvfs_fop_begin(struct kvfs *fs, uint64_t ino, const struct kvfs_done *done, bool one,
+		   struct kvfs_fop *op)
+{
+	int err = kvfs_file_init(fs, &op->f);
+
+	if (err)
+		return err;
+	err = kvfs_ack_start(&op->a, &op->stack, done, one);
+	if (err) {
+		kvfs_file_free(&op->f);
+		return err;
+	}
+	kvfs_lock1(fs, ino);
+	err = kvfs_file_load(fs, ino, &op->f);
+	/* Nothing appended: kvfs_ack_end gives err back and frees the ack. */
+	return err ? kvfs_fop_end(fs, ino, op, err) : 0;
+}
+
+int kvfs_fop_end(struct kvfs *fs, uint64_t ino, struct kvfs_fop *op, int err)
+{
+	kvfs_unlock1(fs, ino);
+	err = kvfs_ack_end(op->a, err);
+	kvfs_file_free(&op->f);
+	return err;
+}
+
 /* ---- blocks ------------------------------------------------------------- */
 
 static uint64_t blocks_for(uint64_t size, uint32_t bs)
@@ -513,11 +539,8 @@ static int write_locked(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, uint
 {
 	uint64_t end = off + size, pos = off;
 	struct timespec now;
-	int err;
+	int err = check_regular(f->in.mode);
 
-	err = kvfs_file_load(fs, ino, f);
-	if (!err)
-		err = check_regular(f->in.mode);
 	if (err)
 		return err;
 	kvfs_now(&now);
@@ -549,8 +572,7 @@ static int write_locked(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, uint
 ssize_t kvfs_write(struct kvfs *fs, uint64_t ino, uint64_t off, const void *buf, size_t size,
 		   int kill_suid, const struct kvfs_done *done)
 {
-	struct kvfs_ack stack, *a;
-	struct kvfs_file f;
+	struct kvfs_fop op;
 	size_t written = 0;
 	bool one;
 	int err;
@@ -567,24 +589,14 @@ ssize_t kvfs_write(struct kvfs *fs, uint64_t ino, uint64_t off, const void *buf,
 		return -EROFS;
 	/* chunk_end cannot overflow: off < 2^63, a chunk is far below 2^63. */
 	one = size <= chunk_end(fs, off) - off;
-	err = kvfs_file_init(fs, &f);
+	err = kvfs_fop_begin(fs, ino, done, one, &op);
 	if (err)
 		return err;
-	err = kvfs_ack_start(&a, &stack, done, one);
-	if (err) {
-		kvfs_file_free(&f);
-		return err;
-	}
-	kvfs_lock1(fs, ino);
-	err = write_locked(fs, ino, &f, off, buf, size, kill_suid, a, &written);
-	kvfs_unlock1(fs, ino);
-	kvfs_file_free(&f);
-	if (done)
-		return kvfs_ack_end(a, err);
-	if (err && written)
+	err = write_locked(fs, ino, &op.f, off, buf, size, kill_suid, op.a, &written);
+	if (!done && err && written)
 		err = 0; /* a short write: report what was written */
-	err = kvfs_ack_end(a, err);
-	return err ? err : (ssize_t)(written);
+	err = kvfs_fop_end(fs, ino, &op, err);
+	return err || done ? err : (ssize_t)written;
 }
 
 /* ---- read --------------------------------------------------------------- */

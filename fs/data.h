@@ -93,4 +93,28 @@ int kvfs_ack_start(struct kvfs_ack **a, struct kvfs_ack *stack, const struct kvf
 int kvfs_ack_append(struct kvfs *fs, struct kvfs_ack *a, struct kv_batch *b);
 int kvfs_ack_end(struct kvfs_ack *a, int err);
 
+/*
+ * The frame of an operation on one file's inode and data (write, fallocate,
+ * setattr, O_TRUNC):
+ *
+ *	err = kvfs_fop_begin(fs, ino, done, one, &op);
+ *	if (err)
+ *		return err;		(nothing held, nothing appended)
+ *	... op.f is loaded and the stripe lock of @ino held: build batches,
+ *	kvfs_ack_append(fs, op.a, b) ...
+ *	return kvfs_fop_end(fs, ino, &op, err);
+ *
+ * begin: kvfs_file_init, kvfs_ack_start (@done, @one as there), the stripe
+ * lock, kvfs_file_load; on an error it undoes what it did. end: unlock,
+ * kvfs_ack_end(@err) (so the wait is never under the lock), kvfs_file_free;
+ * returns what kvfs_ack_end returns.
+ */
+struct kvfs_fop {
+	struct kvfs_file f;
+	struct kvfs_ack stack, *a; /* a == &stack unless the ack is on the heap */
+};
+int kvfs_fop_begin(struct kvfs *fs, uint64_t ino, const struct kvfs_done *done, bool one,
+		   struct kvfs_fop *op);
+int kvfs_fop_end(struct kvfs *fs, uint64_t ino, struct kvfs_fop *op, int err);
+
 #endif /* KVFS_DATA_H */

@@ -352,8 +352,7 @@ int kvfs_fallocate(struct kvfs *fs, uint64_t ino, int mode, uint64_t off, uint64
 {
 	bool keep = mode & KVFS_FALLOC_KEEP_SIZE, hole = mode & KVFS_FALLOC_PUNCH_HOLE;
 	uint32_t bs = fs->block_size;
-	struct kvfs_ack stack, *a;
-	struct kvfs_file f;
+	struct kvfs_fop op;
 	bool one;
 	int err;
 
@@ -365,26 +364,17 @@ int kvfs_fallocate(struct kvfs *fs, uint64_t ino, int mode, uint64_t off, uint64
 		return -EROFS;
 	/* Blocks the range touches (+ block 0 of an inline file). */
 	one = hole || (off + len - 1) / bs - off / bs + 1 < ALLOC_BATCH;
-	err = kvfs_file_init(fs, &f);
+	err = kvfs_fop_begin(fs, ino, done, one, &op);
 	if (err)
 		return err;
-	err = kvfs_ack_start(&a, &stack, done, one);
-	if (err) {
-		kvfs_file_free(&f);
-		return err;
-	}
-	kvfs_lock1(fs, ino);
-	err = kvfs_file_load(fs, ino, &f);
-	if (!err && !S_ISREG(f.in.mode))
-		err = S_ISDIR(f.in.mode) ? -EISDIR : -ENODEV;
+	if (!S_ISREG(op.f.in.mode))
+		err = S_ISDIR(op.f.in.mode) ? -EISDIR : -ENODEV;
 	if (!err && off + len > KVFS_MAX_FILE_SIZE)
 		err = -EFBIG;
 	if (!err)
-		err = hole ? punch(fs, ino, &f, off, len, a) :
-			     alloc_range(fs, ino, &f, off, len, keep, a);
-	kvfs_unlock1(fs, ino);
-	kvfs_file_free(&f);
-	return kvfs_ack_end(a, err);
+		err = hole ? punch(fs, ino, &op.f, off, len, op.a) :
+			     alloc_range(fs, ino, &op.f, off, len, keep, op.a);
+	return kvfs_fop_end(fs, ino, &op, err);
 }
 
 /* ---- SEEK_DATA / SEEK_HOLE ---------------------------------------------- */

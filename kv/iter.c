@@ -49,7 +49,7 @@ static ssize_t result(const struct hit *h, uint64_t tomb)
 
 /* The memtable part of a lookup: 1 found (in *h), 0 go on. */
 static int read_mem(struct kv_mem *m, uint64_t snap, int latest, const void *key, size_t klen,
-		    struct hit *h, uint64_t *tomb)
+		    uint64_t hash, struct hit *h, uint64_t *tomb)
 {
 	uint64_t limit, off;
 	const uint8_t *op;
@@ -66,7 +66,7 @@ static int read_mem(struct kv_mem *m, uint64_t snap, int latest, const void *key
 	if (atomic_load_explicit(&m->mt.nrdels, memory_order_acquire) &&
 	    kv_memtable_rdel_cover(&m->mt, key, klen, limit, &off) && m->base_lsn + off > *tomb)
 		*tomb = m->base_lsn + off;
-	if (!kv_memtable_get_at(&m->mt, key, klen, limit, &off))
+	if (!kv_memtable_get_at_hashed(&m->mt, key, klen, hash, limit, &off))
 		return 0;
 	op = m->lb.base + off;
 	copy_hit(h, op[0] == KV_OP_PUT ? KV_IK_PUT : KV_IK_DEL, m->base_lsn + off,
@@ -75,14 +75,14 @@ static int read_mem(struct kv_mem *m, uint64_t snap, int latest, const void *key
 }
 
 /* One table: 1 found, 0 not, or -errno. */
-static int read_table(struct kv_tref *t, uint64_t snap, const void *key, size_t klen, struct hit *h,
-		      uint64_t *tomb)
+static int read_table(struct kv_tref *t, uint64_t snap, const void *key, size_t klen, uint64_t hash,
+		      struct hit *h, uint64_t *tomb)
 {
 	uint64_t c = kv_rdset_cover(kv_table_rangedels(t->t), key, klen, snap);
 
 	if (c > *tomb)
 		*tomb = c;
-	return kv_table_get(t->t, key, klen, snap, table_hit, h);
+	return kv_table_get_hashed(t->t, key, klen, hash, snap, table_hit, h);
 }
 
 /* Index of the first table of a sorted level whose largest user key is >= key. */
@@ -103,7 +103,7 @@ static size_t level_find(struct kv_tref **f, size_t n, const void *key, size_t k
 }
 
 static int read_tables(struct kv_version *v, uint64_t snap, const void *key, size_t klen,
-		       struct hit *h, uint64_t *tomb)
+		       uint64_t hash, struct hit *h, uint64_t *tomb)
 {
 	int r;
 
@@ -113,7 +113,7 @@ static int read_tables(struct kv_version *v, uint64_t snap, const void *key, siz
 		if (kv_ukey_cmp(key, klen, m->smallest, kv_ikey_ulen(m->slen)) < 0 ||
 		    kv_ukey_cmp(key, klen, m->largest, kv_ikey_ulen(m->llen)) > 0)
 			continue;
-		r = read_table(v->files[0][i], snap, key, klen, h, tomb);
+		r = read_table(v->files[0][i], snap, key, klen, hash, h, tomb);
 		if (r)
 			return r;
 	}
@@ -125,7 +125,7 @@ static int read_tables(struct kv_version *v, uint64_t snap, const void *key, siz
 
 			if (kv_ukey_cmp(key, klen, m->smallest, kv_ikey_ulen(m->slen)) < 0)
 				break;
-			r = read_table(v->files[l][i], snap, key, klen, h, tomb);
+			r = read_table(v->files[l][i], snap, key, klen, hash, h, tomb);
 			if (r)
 				return r;
 		}
@@ -137,13 +137,15 @@ ssize_t kv_read(struct kv_super *s, uint64_t snap, int latest, const void *key, 
 		void *buf, size_t cap)
 {
 	struct hit h = { .buf = buf, .cap = cap };
-	uint64_t tomb = 0;
+	/* One hash for every source: the memtables' index and the tables'
+	 * bloom filters use the same function (memtable.h). */
+	uint64_t tomb = 0, hash = kv_memtable_hash(key, klen);
 	int r;
 
 	for (int i = 0; i < s->nmem; i++)
-		if (read_mem(s->mem[i], snap, latest, key, klen, &h, &tomb))
+		if (read_mem(s->mem[i], snap, latest, key, klen, hash, &h, &tomb))
 			return result(&h, tomb);
-	r = read_tables(s->v, snap, key, klen, &h, &tomb);
+	r = read_tables(s->v, snap, key, klen, hash, &h, &tomb);
 	if (r < 0)
 		return r;
 	return r ? result(&h, tomb) : -ENOENT;

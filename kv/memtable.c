@@ -9,7 +9,10 @@
  * the loser finds the winner's node and applies its version there (its own
  * node stays unused in the arena). Keys are not copied: a node points at the
  * key bytes of the first record that wrote it, in the log buffer, which
- * lives as long as the memtable.
+ * lives as long as the memtable. Point lookups, and writes of a key already
+ * here, find the node through the hash index instead (memtable.h): one
+ * bucket and a short chain instead of a walk whose every step is a cache
+ * miss on a node and another on its key.
  *
  * Range tombstones are a list (newest first) that a lookup cannot scan
  * whole. A published view (struct view, whose first member is the
@@ -32,16 +35,25 @@
  */
 #include "memtable.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <xxhash.h>
 
 #include "ikey.h"
 #include "rangedel.h"
 #include "sync.h"
 
 #define ARENA_CHUNK (256u << 10)
+
+/* One hash bucket per this many bytes of log buffer: chains average at most
+ * one node while the ops that bring new keys average this size or more (a
+ * kvfs create brings two keys in about 350 bytes; the buckets of a 64 MiB
+ * buffer take 4 MiB). */
+#define HASH_BYTES_PER_BUCKET 128u
+#define HASH_MIN_BUCKETS 64u
 
 struct kv_arena_chunk {
 	struct kv_arena_chunk *next;
@@ -203,18 +215,38 @@ static struct kv_mnode *node_new(struct kv_memtable *mt, int height)
 	return n;
 }
 
+/* Buckets for a log buffer of @cap bytes: a power of two. */
+static uint64_t hash_buckets(uint64_t cap)
+{
+	uint64_t n = HASH_MIN_BUCKETS;
+
+	while (n < cap / HASH_BYTES_PER_BUCKET)
+		n <<= 1;
+	return n;
+}
+
 int kv_memtable_init(struct kv_memtable *mt, struct kv_logbuf *lb)
 {
+	uint64_t nb = hash_buckets(lb->cap);
+
 	memset(mt, 0, sizeof(*mt));
 	mt->lb = lb;
 	pthread_mutex_init(&mt->arena_mu, NULL);
 	pthread_mutex_init(&mt->frag_mu, NULL);
 	atomic_init(&mt->height, 1);
-	mt->head = node_new(mt, KV_SKIP_MAX_HEIGHT);
+	/* Zeroed pages come lazily: untouched buckets cost no memory. */
+	mt->hbuckets = calloc(nb, sizeof(*mt->hbuckets));
+	mt->hmask = nb - 1;
+	mt->head = mt->hbuckets ? node_new(mt, KV_SKIP_MAX_HEIGHT) : NULL;
 	if (!mt->head) {
+		free(mt->hbuckets);
+		mt->hbuckets = NULL;
 		pthread_mutex_destroy(&mt->arena_mu);
+		pthread_mutex_destroy(&mt->frag_mu);
 		return -ENOMEM;
 	}
+	atomic_fetch_add_explicit(&mt->arena_bytes, nb * sizeof(*mt->hbuckets),
+				  memory_order_relaxed);
 	return 0;
 }
 
@@ -229,14 +261,68 @@ void kv_memtable_destroy(struct kv_memtable *mt)
 		c = next;
 	}
 	mt->chunks = NULL;
+	free(mt->hbuckets);
+	mt->hbuckets = NULL;
 	pthread_mutex_destroy(&mt->arena_mu);
 	view_free_all(atomic_load(&mt->frag));
 	pthread_mutex_destroy(&mt->frag_mu);
 }
 
-static int key_cmp(const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t blen)
+/* A key being searched for, with its prefix words (struct kv_mnode.pw). */
+struct skey {
+	const uint8_t *k;
+	uint32_t len;
+	uint64_t pw[2];
+};
+
+#define PW_BYTES 16u
+
+/* Bytes [at, at + 8) of @k (zero past its end) as a big-endian number. */
+static uint64_t prefix_word(const uint8_t *k, uint32_t len, uint32_t at)
 {
-	return kv_ukey_cmp(a, alen, b, blen);
+	uint64_t w = 0;
+
+	if (len >= at + 8) {
+		memcpy(&w, k + at, 8);
+		return be64toh(w);
+	}
+	for (uint32_t i = 0; i < 8; i++)
+		w = w << 8 | (at + i < len ? k[at + i] : 0);
+	return w;
+}
+
+static void skey_init(struct skey *s, const uint8_t *k, uint32_t len)
+{
+	s->k = k;
+	s->len = len;
+	s->pw[0] = prefix_word(k, len, 0);
+	s->pw[1] = prefix_word(k, len, 8);
+}
+
+static void skey_of_node(struct skey *s, const struct kv_mnode *n)
+{
+	s->k = n->key;
+	s->len = n->klen;
+	s->pw[0] = n->pw[0];
+	s->pw[1] = n->pw[1];
+}
+
+/*
+ * Node @n's key against @s (kv_ukey_cmp order). Zero padding never
+ * contradicts that order: where a padded prefix differs at a byte past one
+ * key's end, that key is a prefix of the other, hence the smaller. Equal
+ * prefixes: the rest decides (the whole keys when one is shorter than them).
+ */
+static int node_cmp(const struct kv_mnode *n, const struct skey *s)
+{
+	if (n->pw[0] != s->pw[0])
+		return n->pw[0] < s->pw[0] ? -1 : 1;
+	if (n->pw[1] != s->pw[1])
+		return n->pw[1] < s->pw[1] ? -1 : 1;
+	if (n->klen < PW_BYTES || s->len < PW_BYTES)
+		return kv_ukey_cmp(n->key, n->klen, s->k, s->len);
+	return kv_ukey_cmp(n->key + PW_BYTES, n->klen - PW_BYTES, s->k + PW_BYTES,
+			   s->len - PW_BYTES);
 }
 
 /* 1/4 branching, as LevelDB and RocksDB use. */
@@ -264,13 +350,13 @@ static int random_height(void)
  * From @x at @level, advance while the next key is below @key. Returns the
  * last node below @key; *succ gets the first node >= key (or NULL).
  */
-static struct kv_mnode *scan_level(struct kv_mnode *x, int level, const uint8_t *key, uint32_t klen,
+static struct kv_mnode *scan_level(struct kv_mnode *x, int level, const struct skey *key,
 				   struct kv_mnode **succ)
 {
 	for (;;) {
 		struct kv_mnode *n = atomic_load_explicit(&x->next[level], memory_order_acquire);
 
-		if (!n || key_cmp(n->key, n->klen, key, klen) >= 0) {
+		if (!n || node_cmp(n, key) >= 0) {
 			*succ = n;
 			return x;
 		}
@@ -278,19 +364,17 @@ static struct kv_mnode *scan_level(struct kv_mnode *x, int level, const uint8_t 
 	}
 }
 
-static struct kv_mnode *find(struct kv_memtable *mt, const uint8_t *key, uint32_t klen, int top,
+static struct kv_mnode *find(struct kv_memtable *mt, const struct skey *key, int top,
 			     struct kv_mnode **prev, struct kv_mnode **succ)
 {
 	struct kv_mnode *x = mt->head, *n = NULL;
 
 	for (int level = top - 1; level >= 0; level--) {
-		x = scan_level(x, level, key, klen, &n);
-		if (prev) {
-			prev[level] = x;
-			succ[level] = n;
-		}
+		x = scan_level(x, level, key, &n);
+		prev[level] = x;
+		succ[level] = n;
 	}
-	if (n && key_cmp(n->key, n->klen, key, klen) == 0)
+	if (n && node_cmp(n, key) == 0)
 		return n;
 	return NULL;
 }
@@ -306,6 +390,53 @@ static void node_lock(struct kv_mnode *n)
 static void node_unlock(struct kv_mnode *n)
 {
 	atomic_store_explicit(&n->lock, 0, memory_order_release);
+}
+
+/* ---- the hash index (memtable.h) ---- */
+
+uint64_t kv_memtable_hash(const void *key, size_t klen)
+{
+	return XXH3_64bits_withSeed(key, klen, 0);
+}
+
+static uint64_t key_hash(const void *key, size_t klen)
+{
+	return kv_memtable_hash(key, klen);
+}
+
+static _Atomic(struct kv_mnode *) *bucket_of(struct kv_memtable *mt, uint64_t h)
+{
+	return &mt->hbuckets[h & mt->hmask];
+}
+
+/* The node of @key (hash @h) if it is on its bucket, else NULL. */
+static struct kv_mnode *hash_find(struct kv_memtable *mt, const uint8_t *key, uint32_t klen,
+				  uint64_t h)
+{
+	struct kv_mnode *n = atomic_load_explicit(bucket_of(mt, h), memory_order_acquire);
+
+	for (; n; n = atomic_load_explicit(&n->hnext, memory_order_acquire))
+		if (n->hash == h && n->klen == klen && !memcmp(n->key, key, klen))
+			return n;
+	return NULL;
+}
+
+/* Push @n (linked at level 0, its lock held) on its bucket unless it is
+ * there already. */
+static void hash_push_locked(struct kv_memtable *mt, struct kv_mnode *n)
+{
+	_Atomic(struct kv_mnode *) *b;
+	struct kv_mnode *head;
+
+	if (n->hashed)
+		return;
+	b = bucket_of(mt, n->hash);
+	head = atomic_load_explicit(b, memory_order_relaxed);
+	do
+		atomic_store_explicit(&n->hnext, head, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(b, &head, n, memory_order_release,
+						      memory_order_relaxed));
+	n->hashed = 1;
 }
 
 /*
@@ -324,6 +455,7 @@ static int apply_version(struct kv_memtable *mt, struct kv_mnode *n, uint64_t re
 	int i, err = 0;
 
 	node_lock(n);
+	hash_push_locked(mt, n);
 	for (i = 0; i < 3; i++)
 		v[i] = atomic_load_explicit(&n->ver[i], memory_order_relaxed);
 	for (i = 0; i < 3; i++)
@@ -371,6 +503,9 @@ static void raise_height(struct kv_memtable *mt, int h)
 static struct kv_mnode *link_level(struct kv_mnode *n, int level, struct kv_mnode **prev,
 				   struct kv_mnode **succ)
 {
+	struct skey key;
+
+	skey_of_node(&key, n);
 	for (;;) {
 		struct kv_mnode *expect = succ[level];
 
@@ -379,9 +514,8 @@ static struct kv_mnode *link_level(struct kv_mnode *n, int level, struct kv_mnod
 							    memory_order_release,
 							    memory_order_relaxed))
 			return NULL;
-		prev[level] = scan_level(prev[level], level, n->key, n->klen, &succ[level]);
-		if (level == 0 && succ[0] &&
-		    key_cmp(succ[0]->key, succ[0]->klen, n->key, n->klen) == 0)
+		prev[level] = scan_level(prev[level], level, &key, &succ[level]);
+		if (level == 0 && succ[0] && node_cmp(succ[0], &key) == 0)
 			return succ[0];
 	}
 }
@@ -390,15 +524,21 @@ int kv_memtable_apply(struct kv_memtable *mt, uint64_t ref, uint64_t op_off, con
 		      uint32_t klen)
 {
 	struct kv_mnode *prev[KV_SKIP_MAX_HEIGHT], *succ[KV_SKIP_MAX_HEIGHT];
-	uint64_t vref = kv_ref_make(kv_ref_epoch(ref), op_off);
+	uint64_t vref = kv_ref_make(kv_ref_epoch(ref), op_off), hash = key_hash(key, klen);
 	struct kv_mnode *n, *won;
+	struct skey sk;
 	int h, top;
 
+	/* A key already here (on its bucket): no skiplist walk. */
+	n = hash_find(mt, key, klen, hash);
+	if (n)
+		return apply_version(mt, n, vref);
 	h = random_height();
 	top = atomic_load_explicit(&mt->height, memory_order_relaxed);
 	if (h > top)
 		top = h;
-	n = find(mt, key, klen, top, prev, succ);
+	skey_init(&sk, key, klen);
+	n = find(mt, &sk, top, prev, succ);
 	if (n)
 		return apply_version(mt, n, vref);
 	n = node_new(mt, h);
@@ -406,11 +546,19 @@ int kv_memtable_apply(struct kv_memtable *mt, uint64_t ref, uint64_t op_off, con
 		return -ENOMEM;
 	n->key = key;
 	n->klen = klen;
+	n->hash = hash;
+	n->pw[0] = sk.pw[0];
+	n->pw[1] = sk.pw[1];
 	atomic_init(&n->ver[0], vref);
 	raise_height(mt, h);
 	won = link_level(n, 0, prev, succ);
 	if (won)
 		return apply_version(mt, won, vref);
+	/* On its bucket before this apply returns (memtable.h), unless a
+	 * writer of the same key that found it at level 0 did it already. */
+	node_lock(n);
+	hash_push_locked(mt, n);
+	node_unlock(n);
 	atomic_fetch_add_explicit(&mt->nodes, 1, memory_order_relaxed);
 	for (int level = 1; level < h; level++)
 		link_level(n, level, prev, succ);
@@ -420,8 +568,7 @@ int kv_memtable_apply(struct kv_memtable *mt, uint64_t ref, uint64_t op_off, con
 int kv_memtable_get(struct kv_memtable *mt, const void *key, size_t klen, int latest,
 		    uint64_t *op_off)
 {
-	int top = atomic_load_explicit(&mt->height, memory_order_acquire);
-	struct kv_mnode *n = find(mt, key, (uint32_t)klen, top, NULL, NULL);
+	struct kv_mnode *n = hash_find(mt, key, (uint32_t)klen, key_hash(key, klen));
 	uint64_t d, r;
 
 	if (!n)
@@ -458,8 +605,13 @@ void kv_memtable_for_each(struct kv_memtable *mt, void (*fn)(void *arg, struct k
 int kv_memtable_get_at(struct kv_memtable *mt, const void *key, size_t klen, uint64_t limit,
 		       uint64_t *op_off)
 {
-	int top = atomic_load_explicit(&mt->height, memory_order_acquire);
-	struct kv_mnode *n = find(mt, key, (uint32_t)klen, top, NULL, NULL);
+	return kv_memtable_get_at_hashed(mt, key, klen, key_hash(key, klen), limit, op_off);
+}
+
+int kv_memtable_get_at_hashed(struct kv_memtable *mt, const void *key, size_t klen, uint64_t hash,
+			      uint64_t limit, uint64_t *op_off)
+{
+	struct kv_mnode *n = hash_find(mt, key, (uint32_t)klen, hash);
 	struct kv_oldver *o;
 	uint64_t r;
 
@@ -686,12 +838,14 @@ static void mt_iter_seek(struct kv_iiter *it, const uint8_t *ik, size_t iklen)
 	uint32_t ulen = (uint32_t)kv_ikey_ulen(iklen);
 	struct kv_mnode *x = mi->mt->head, *n = NULL;
 	uint64_t lsn = kv_ikey_lsn(ik, iklen);
+	struct skey sk;
 
+	skey_init(&sk, ik, ulen);
 	for (int level = top - 1; level >= 0; level--)
-		x = scan_level(x, level, ik, ulen, &n);
+		x = scan_level(x, level, &sk, &n);
 	mt_iter_node(mi, n);
 	/* Within the target key, only versions with lsn <= the target's. */
-	if (n && key_cmp(n->key, n->klen, ik, ulen) == 0 && lsn < KV_LSN_MAX)
+	if (n && node_cmp(n, &sk) == 0 && lsn < KV_LSN_MAX)
 		mi->last_off = lsn + 1 <= mi->base_lsn ? 0 : lsn + 1 - mi->base_lsn;
 	mt_iter_settle(mi);
 }

@@ -47,6 +47,19 @@
  * forgotten: no snapshot can separate two versions of one epoch (snapshots
  * are commit points, and a commit publishes whole epochs).
  *
+ * The hash index. Point lookups do not walk the skiplist: every node is
+ * also on the chain of its key's hash bucket (a fixed array sized from the
+ * log buffer's capacity, chains pushed by CAS at the head, never unlinked),
+ * so a lookup costs a hash, one bucket load and a short chain walk that
+ * compares the stored hash before the key. The skiplist's level 0 stays the
+ * one arbiter of "one node per key": a node is pushed on its bucket only
+ * after it is linked at level 0, by whichever writer first applies a
+ * version to it, under the node's spinlock (the hashed flag), and before
+ * that writer's kv_memtable_apply returns. So a version whose apply has
+ * returned is found through the hash, and a key missing from the hash has
+ * no version that any reader is entitled to see yet: records are released
+ * (and so published) only after they are indexed.
+ *
  * Range tombstones (KV_OP_DELRANGE) are not nodes: each is pushed (CAS) on
  * the memtable's rdel list, newest first, and read like a version (visible
  * when its op offset is below the reader's limit).
@@ -96,10 +109,20 @@ struct kv_mfrag {
 struct kv_mnode {
 	_Atomic uint64_t ver[3];	   /* [lock to write; atomic to read] refs */
 	_Atomic(struct kv_oldver *) old;   /* [lock to write; atomic to read] */
+	_Atomic(struct kv_mnode *) hnext;  /* [lock to write, once, before the push
+					    * that publishes it; then immutable]
+					    * next in its hash bucket */
+	uint64_t hash;			   /* [immutable] the key's hash */
 	const uint8_t *key;		   /* [immutable] in the log buffer */
 	uint32_t klen;			   /* [immutable] */
-	_Atomic uint8_t lock;		   /* writers' spinlock over ver[] */
+	_Atomic uint8_t lock;		   /* writers' spinlock over ver[], hashed */
 	uint8_t height;			   /* [immutable] */
+	uint8_t hashed;			   /* [lock] pushed on its hash bucket */
+	uint64_t pw[2];			   /* [immutable] the key's first 16 bytes,
+					    * zero-padded, as big-endian words: a
+					    * skiplist step compares these, next to
+					    * next[], and reads the key in the log
+					    * buffer only on a tie */
 	_Atomic(struct kv_mnode *) next[]; /* [atomic; set once per insert] */
 };
 
@@ -107,12 +130,15 @@ struct kv_arena_chunk;
 
 struct kv_memtable {
 	/* Read by every reader: kept apart from the writers' counters below. */
-	struct kv_logbuf *lb;		  /* [immutable] whose refs the nodes hold */
-	struct kv_mnode *head;		  /* [immutable] sentinel of full height */
-	_Atomic int height;		  /* [atomic] highest level in use */
-	_Atomic(struct kv_mrdel *) rdels; /* [atomic CAS push] range tombstones */
-	_Atomic uint64_t nrdels;	  /* [atomic] */
-	_Atomic(struct kv_mfrag *) frag;  /* [atomic; replaced under frag_mu] */
+	struct kv_logbuf *lb;		      /* [immutable] whose refs the nodes hold */
+	struct kv_mnode *head;		      /* [immutable] sentinel of full height */
+	_Atomic(struct kv_mnode *) *hbuckets; /* [immutable array; each bucket: atomic
+					       * CAS push] the hash index */
+	uint64_t hmask;			      /* [immutable] buckets - 1 */
+	_Atomic int height;		      /* [atomic] highest level in use */
+	_Atomic(struct kv_mrdel *) rdels;     /* [atomic CAS push] range tombstones */
+	_Atomic uint64_t nrdels;	      /* [atomic] */
+	_Atomic(struct kv_mfrag *) frag;      /* [atomic; replaced under frag_mu] */
 	pthread_mutex_t frag_mu;
 
 	_Alignas(64) pthread_mutex_t arena_mu; /* guards the arena fields below */
@@ -153,6 +179,16 @@ int kv_memtable_get(struct kv_memtable *mt, const void *key, size_t klen, int la
  * (a snapshot; the caller makes sure everything below it is committed). */
 int kv_memtable_get_at(struct kv_memtable *mt, const void *key, size_t klen, uint64_t limit,
 		       uint64_t *op_off);
+
+/*
+ * The hash of @key the index uses: XXH3-64 with seed 0, the same function
+ * as the tables' bloom hash (kv_bloom_hash, table_fmt.h), so a point read
+ * hashes its key once for every memtable and table it asks.
+ */
+uint64_t kv_memtable_hash(const void *key, size_t klen);
+/* kv_memtable_get_at with @hash = kv_memtable_hash(key, klen). */
+int kv_memtable_get_at_hashed(struct kv_memtable *mt, const void *key, size_t klen, uint64_t hash,
+			      uint64_t limit, uint64_t *op_off);
 
 /* Index range tombstone [@start, @end) of the op at @op_off. 0 or -ENOMEM. */
 int kv_memtable_add_rdel(struct kv_memtable *mt, uint64_t op_off, const uint8_t *start,

@@ -121,6 +121,10 @@ typedef void (*kv_table_hit_fn)(void *arg, unsigned kind, uint64_t lsn, const vo
 				size_t vlen);
 int kv_table_get(struct kv_table *t, const void *key, size_t klen, uint64_t snap,
 		 kv_table_hit_fn fn, void *arg);
+/* kv_table_get with @bloom_hash = kv_bloom_hash(key, klen) computed by the
+ * caller once for every table it asks (= kv_memtable_hash). */
+int kv_table_get_hashed(struct kv_table *t, const void *key, size_t klen, uint64_t bloom_hash,
+			uint64_t snap, kv_table_hit_fn fn, void *arg);
 
 /* An internal iterator over every entry (all versions) of the table. The
  * table must outlive it. */

@@ -674,6 +674,14 @@ static int data_seek(struct kv_table *t, size_t *i, const uint8_t *ik, size_t ik
 int kv_table_get(struct kv_table *t, const void *key, size_t klen, uint64_t snap,
 		 kv_table_hit_fn fn, void *arg)
 {
+	if (!snap || klen > KV_MAX_KEY || !t->nidx)
+		return 0;
+	return kv_table_get_hashed(t, key, klen, kv_bloom_hash(key, klen), snap, fn, arg);
+}
+
+int kv_table_get_hashed(struct kv_table *t, const void *key, size_t klen, uint64_t bloom_hash,
+			uint64_t snap, kv_table_hit_fn fn, void *arg)
+{
 	uint8_t ik[KV_TBL_MAX_IKEY];
 	struct bref ref = { 0 };
 	struct kv_bcur c;
@@ -683,7 +691,7 @@ int kv_table_get(struct kv_table *t, const void *key, size_t klen, uint64_t snap
 
 	if (!snap || klen > KV_MAX_KEY || !t->nidx)
 		return 0;
-	if (!kv_bloom_maybe(t->filter, t->nbits, t->k, kv_bloom_hash(key, klen)))
+	if (!kv_bloom_maybe(t->filter, t->nbits, t->k, bloom_hash))
 		return 0;
 	/* the first version with lsn <= snap - 1 */
 	kv_ikey_make(ik, key, klen, snap - 1 < KV_LSN_MAX ? snap - 1 : KV_LSN_MAX, KV_IK_SEEK);

@@ -339,6 +339,202 @@ static void test_range_tombstones(void **state)
 	assert_non_null(atomic_load(&f->mt.frag));
 }
 
+/* A fixture with a 64 KiB buffer: the fewest hash buckets, so chains form. */
+static int setup_small(void **state)
+{
+	struct fixture *f = aligned_alloc(_Alignof(struct fixture), sizeof(*f));
+
+	memset(f, 0, sizeof(*f));
+	assert_int_equal(kv_logbuf_init(&f->lb, 64 << 10, KV_SEG_HEADER_SIZE), 0);
+	assert_int_equal(kv_memtable_init(&f->mt, &f->lb), 0);
+	*state = f;
+	return 0;
+}
+
+/* Put binary key @key (@klen bytes) with a 1-byte value @v; 0 or -ENOSPC. */
+static int put_bin(struct fixture *f, const uint8_t *key, size_t klen, uint8_t v)
+{
+	uint64_t len = kv_align8(kv_op_size(klen, 1)), ref;
+	int crossing;
+
+	if (kv_logbuf_reserve(&f->lb, len, &ref, &crossing))
+		return -ENOSPC;
+	kv_op_encode(f->lb.base + kv_ref_off(ref), KV_OP_PUT, key, (uint32_t)klen, &v, 1);
+	assert_int_equal(kv_memtable_apply(&f->mt, ref, kv_ref_off(ref),
+					   f->lb.base + kv_ref_off(ref) + KV_OP_HEADER_SIZE,
+					   (uint32_t)klen),
+			 0);
+	kv_logbuf_release(&f->lb, ref, len);
+	return 0;
+}
+
+/* The value byte of binary key @key, or -1 if the memtable has none. */
+static int get_bin(struct fixture *f, const uint8_t *key, size_t klen)
+{
+	struct kv_op op;
+	uint64_t off;
+
+	if (!kv_memtable_get(&f->mt, key, klen, 1, &off))
+		return -1;
+	assert_true(kv_op_decode(f->lb.base + off, 1 << 20, &op) > 0);
+	assert_int_equal(op.vlen, 1);
+	return ((const uint8_t *)op.val)[0];
+}
+
+#define BK_MAX 20
+#define BK_N 900
+struct bkey {
+	uint8_t k[BK_MAX + 1]; /* room for one more byte */
+	size_t len;
+	int val;
+};
+
+static int bkey_cmp(const void *a, const void *b)
+{
+	const struct bkey *x = a, *y = b;
+	int c = memcmp(x->k, y->k, x->len < y->len ? x->len : y->len);
+
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static struct bkey *bk_sorted;
+static size_t bk_n, bk_seen;
+
+static void check_bin_order(void *arg, struct kv_mnode *n)
+{
+	struct bkey k = { .len = n->klen };
+
+	(void)arg;
+	assert_true(bk_seen < bk_n);
+	memcpy(k.k, n->key, n->klen);
+	assert_int_equal(bkey_cmp(&k, &bk_sorted[bk_seen]), 0);
+	bk_seen++;
+}
+
+/*
+ * Binary keys around the 16 bytes the nodes keep as prefix words: zero
+ * bytes (so zero padding ties), keys that are prefixes of each other, long
+ * shared prefixes, lengths 1..20. The skiplist order must be memcmp order,
+ * then length; every key found, and absent neighbours not found, through
+ * a hash index small enough to have chains.
+ */
+static void test_binary_keys(void **state)
+{
+	static const uint8_t alpha[] = { 0x00, 0x01, 0x7f, 0x80, 0xff };
+	struct fixture *f = *state;
+	uint64_t seed = kvt_seed("test_binary_keys");
+	static struct bkey keys[BK_N];
+	size_t n = 0, distinct;
+
+	while (n < BK_N) {
+		struct bkey *k = &keys[n];
+
+		/* Mostly 15..17 bytes sharing a 14-byte run of zeros. */
+		k->len = kvt_rand(&seed) % 4 ? 15 + kvt_rand(&seed) % 3 :
+					       1 + kvt_rand(&seed) % BK_MAX;
+		memset(k->k, 0, sizeof(k->k));
+		for (size_t i = 0; i < k->len; i++)
+			k->k[i] = i < 14 && k->len >= 15 ? 0 :
+							   alpha[kvt_rand(&seed) % sizeof(alpha)];
+		k->val = (int)(n & 0x7f);
+		if (put_bin(f, k->k, k->len, (uint8_t)k->val))
+			break;
+		n++;
+	}
+	assert_true(n > 500);
+	/* The newest value of each key wins: sort stably by key, keep the last. */
+	for (size_t i = 0; i < n; i++)
+		keys[i].val |= (int)i << 8;
+	qsort(keys, n, sizeof(keys[0]), bkey_cmp);
+	distinct = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (distinct && !bkey_cmp(&keys[distinct - 1], &keys[i])) {
+			if (keys[i].val > keys[distinct - 1].val)
+				keys[distinct - 1] = keys[i];
+			continue;
+		}
+		keys[distinct++] = keys[i];
+	}
+	assert_true(distinct > 300);
+	bk_sorted = keys;
+	bk_n = distinct;
+	bk_seen = 0;
+	kv_memtable_for_each(&f->mt, check_bin_order, NULL);
+	assert_int_equal(bk_seen, distinct);
+	assert_int_equal(atomic_load(&f->mt.nodes), distinct);
+	for (size_t i = 0; i < distinct; i++) {
+		struct bkey k = keys[i];
+
+		assert_int_equal(get_bin(f, k.k, k.len), k.val & 0x7f);
+		/* A byte more (zero: ties the padded prefix) or less: absent
+		 * unless that key was written too. */
+		k.k[k.len] = 0;
+		k.len++;
+		if (k.len <= BK_MAX && !bsearch(&k, keys, distinct, sizeof(k), bkey_cmp))
+			assert_int_equal(get_bin(f, k.k, k.len), -1);
+		k.len -= 2;
+		if (k.len && !bsearch(&k, keys, distinct, sizeof(k), bkey_cmp))
+			assert_int_equal(get_bin(f, k.k, k.len), -1);
+	}
+}
+
+/*
+ * Racing writers of the same brand-new keys: whichever loses the level-0
+ * race applies its version to the winner's node, and each writer, once its
+ * apply has returned, finds the key (the hash index holds every node whose
+ * apply returned), while a reader thread looks the keys up meanwhile.
+ */
+#define RACE_KEYS 20000
+static _Atomic int race_done;
+
+static void *race_writer(void *arg)
+{
+	char key[32], buf[64];
+
+	(void)arg;
+	for (int i = 0; i < RACE_KEYS; i++) {
+		snprintf(key, sizeof(key), "r%06d", i);
+		put(cf, key, key);
+		assert_non_null(get(cf, key, 1, buf));
+		assert_string_equal(buf, key);
+	}
+	return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+	char key[32], buf[64];
+
+	(void)arg;
+	while (!atomic_load(&race_done)) {
+		for (int i = 0; i < RACE_KEYS; i += 97) {
+			snprintf(key, sizeof(key), "r%06d", i);
+			if (get(cf, key, 1, buf))
+				assert_string_equal(buf, key);
+		}
+	}
+	return NULL;
+}
+
+static void test_concurrent_fresh_keys(void **state)
+{
+	struct collect c = { .n = 0 };
+	pthread_t t[THREADS], r;
+
+	cf = *state;
+	atomic_store(&race_done, 0);
+	pthread_create(&r, NULL, race_reader, NULL);
+	for (long i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, race_writer, (void *)i);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	atomic_store(&race_done, 1);
+	pthread_join(r, NULL);
+	kv_memtable_for_each(&cf->mt, check_order, &c);
+	assert_int_equal(c.n, RACE_KEYS);
+	assert_int_equal(atomic_load(&cf->mt.nodes), RACE_KEYS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +544,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_inserts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_range_tombstones, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_binary_keys, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_fresh_keys, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,6 +37,21 @@ poll_until() {
 }
 store_below() { [ "$(store_kib)" -le "$1" ]; }
 avail_above() { [ "$(avail_kib)" -ge "$1" ]; }
+# The engine keeps a spare WAL segment ready beside the active one, made in
+# the background after a mount: a base taken while it is still being
+# zero-filled would be short of one segment, which the later readings have.
+# Ready: two segments or more, all of the same size and fully allocated.
+wal_ready() {
+	local f n=0 size=
+	for f in "$STORE"/wal-*.log; do
+		[ -e "$f" ] || return 1
+		[ -z "$size" ] && size=$(stat -c %s "$f")
+		[ "$(stat -c %s "$f")" = "$size" ] || return 1
+		[ $(($(stat -c %b "$f") * $(stat -c %B "$f"))) -ge "$size" ] || return 1
+		n=$((n + 1))
+	done
+	[ $n -ge 2 ]
+}
 
 new_store store
 M=$T/mnt
@@ -45,6 +60,7 @@ head -c "$N" /dev/urandom >"$T/src"
 
 say "open, unlinked by another process: read, write, space held until close"
 kvfs_mount "$STORE" "$M"
+poll_until 120 "the store's WAL segments ready after the mount" wal_ready
 base=$(store_kib)
 cp "$T/src" "$M/big"
 exec 3<>"$M/big"
@@ -69,6 +85,7 @@ kvfs_fsck "$STORE"
 
 say "SIGKILL while open and unlinked: the next mount reclaims the orphan"
 kvfs_mount "$STORE" "$M"
+poll_until 120 "the store's WAL segments ready after the mount" wal_ready
 base=$(store_kib)
 cp "$T/src" "$M/big2"
 exec 3<"$M/big2"

@@ -167,6 +167,7 @@ static struct kv_db *db_alloc(const char *dir, const struct kv_options *opt)
 								    12;
 	db->env = opt->env ? opt->env : kv_env_default();
 	pthread_mutex_init(&db->rot_mu, NULL);
+	pthread_mutex_init(&db->lbuf_mu, NULL);
 	pthread_mutex_init(&db->sv_mu, NULL);
 	pthread_mutex_init(&db->gp_mu, NULL);
 	pthread_mutex_init(&db->ver_mu, NULL);
@@ -193,6 +194,7 @@ static struct kv_db *db_alloc(const char *dir, const struct kv_options *opt)
 static void db_free(struct kv_db *db)
 {
 	kv_version_close(db);
+	kv_store_release_lbufs(db); /* after the last memtable is freed */
 	if (db->cache)
 		kv_cache_destroy(db->cache);
 	kv_tcache_destroy(db->tcache); /* after the tables: they hold slots */
@@ -214,6 +216,7 @@ static void db_free(struct kv_db *db)
 	for (int i = 0; i < KV_STRIPES; i++)
 		pthread_rwlock_destroy(&db->stripe[i]);
 	pthread_mutex_destroy(&db->rot_mu);
+	pthread_mutex_destroy(&db->lbuf_mu);
 	pthread_mutex_destroy(&db->fpo_mu);
 	free(db->dir);
 	free(db);

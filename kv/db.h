@@ -61,6 +61,19 @@ struct kv_mem {
 	_Atomic(struct kv_mem *) newer; /* [atomic; set once, at rotation] */
 	_Atomic int refs;		/* [atomic] supers holding it (+1 while in the db) */
 	int flushing;			/* [bg_mu] picked by the flush thread */
+	struct kv_db *db;		/* [immutable] give the buffer back to db's
+					 * spare log buffers when freed; NULL: unmap it */
+};
+
+/*
+ * A log buffer kept for the next memtable (store.c): the memory of a freed
+ * memtable's buffer, log_buffer_size bytes, zeroed again by the backstop.
+ */
+#define KV_LBUF_SPARES 1
+struct kv_lbuf_spare {
+	uint8_t *base;	/* [lbuf_mu] the mapping, or NULL: empty slot */
+	uint64_t dirty; /* [lbuf_mu] bytes [0, dirty) may be non-zero; 0: ready */
+	int zeroing;	/* [lbuf_mu] the backstop is zeroing it outside the lock */
 };
 
 /*
@@ -138,6 +151,10 @@ struct kv_db {
 	uint64_t spare_id;		 /* [rot_mu] */
 	pthread_mutex_t rot_mu;
 	_Atomic uint32_t rotate_seq; /* [atomic futex] bumped at each rotation */
+
+	pthread_mutex_t lbuf_mu;		   /* a leaf lock: nothing is taken under it */
+	struct kv_lbuf_spare lbuf[KV_LBUF_SPARES]; /* [lbuf_mu] freed log buffers */
+	_Atomic uint64_t lbuf_reused;		   /* [atomic] memtables given one (stats) */
 
 	_Atomic int token;	     /* the commit token: 1 while a leader commits */
 	struct kv_mem *commit_mem;   /* [commit token] oldest not all durable */
@@ -244,6 +261,8 @@ int kv_ident_check(const struct kv_options *opt, const char *path, const uint8_t
 int kv_store_open_dir(struct kv_db *db);
 /* Allocate a memtable with a fresh log buffer of @cap bytes. */
 int kv_mem_new(uint64_t cap, struct kv_mem **out);
+/* Free @m; if @m->db is set, its buffer may be kept for the next memtable
+ * (only once no reader can reach @m: after its last kv_mem_unref). */
 void kv_mem_free(struct kv_mem *m);
 /* Index every op of the checked record @rec (header @h) of @m as version
  * @ref (write path and recovery). 0 or -ENOMEM. */
@@ -252,8 +271,11 @@ int kv_mem_index(struct kv_mem *m, uint64_t ref, const uint8_t *rec, const struc
  * header in the buffer (written by its first commit). */
 int kv_store_new_active(struct kv_db *db, uint64_t base_lsn, uint64_t prev_end,
 			struct kv_mem **out);
-/* Create the spare segment if there is none (called outside locks). */
+/* Create the spare segment if there is none, and zero (a step of) a freed
+ * log buffer for the next memtable (the backstop, outside locks). */
 int kv_store_prepare_spare(struct kv_db *db);
+/* Unmap the kept log buffers (close, once every memtable is freed). */
+void kv_store_release_lbufs(struct kv_db *db);
 /* Remove the spare and an active segment that never got a record. */
 void kv_store_tidy(struct kv_db *db);
 /* The crossing writer: close @m at @end and install a new active memtable. */

@@ -2,8 +2,10 @@
 /*
  * logbuf.c - appending to the log buffer and sealing its epochs.
  *
- * The buffer is an anonymous zero-filled mapping of the segment's size. Its
- * life, for one epoch e:
+ * The buffer is zero-filled memory of the segment's size: a fresh anonymous
+ * mapping, or the mapping of a flushed memtable's buffer zeroed again for
+ * reuse (store.c: the db keeps one or two, so that a rotation does not pay a
+ * page fault per page of its new buffer). Its life, for one epoch e:
  *
  *   1. append     writers do fetch_add(resv, len): the returned word is their
  *                 ref (epoch e, offset). O(1), no lock, no logging thread.
@@ -40,13 +42,22 @@
 
 #include "sync.h"
 
-int kv_logbuf_init(struct kv_logbuf *lb, uint64_t cap, uint64_t start)
+uint8_t *kv_logbuf_map(uint64_t cap)
 {
 	void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	if (p == MAP_FAILED)
-		return -errno;
-	lb->base = p;
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void kv_logbuf_unmap(uint8_t *mem, uint64_t cap)
+{
+	if (mem)
+		munmap(mem, cap);
+}
+
+void kv_logbuf_init_on(struct kv_logbuf *lb, uint8_t *mem, uint64_t cap, uint64_t start)
+{
+	lb->base = mem;
 	lb->cap = cap;
 	atomic_init(&lb->resv, kv_ref_make(1, start));
 	atomic_init(&lb->durable, 0);
@@ -57,13 +68,29 @@ int kv_logbuf_init(struct kv_logbuf *lb, uint64_t cap, uint64_t start)
 		atomic_init(&lb->slot[i].records, 0);
 		atomic_init(&lb->slot[i].reqs, NULL);
 	}
+}
+
+int kv_logbuf_init(struct kv_logbuf *lb, uint64_t cap, uint64_t start)
+{
+	uint8_t *p = kv_logbuf_map(cap);
+
+	if (!p)
+		return -errno;
+	kv_logbuf_init_on(lb, p, cap, start);
 	return 0;
+}
+
+uint8_t *kv_logbuf_detach(struct kv_logbuf *lb)
+{
+	uint8_t *p = lb->base;
+
+	lb->base = NULL;
+	return p;
 }
 
 void kv_logbuf_destroy(struct kv_logbuf *lb)
 {
-	if (lb->base)
-		munmap(lb->base, lb->cap);
+	kv_logbuf_unmap(lb->base, lb->cap);
 	lb->base = NULL;
 }
 

@@ -72,7 +72,7 @@ struct kv_epoch_slot {
  */
 struct kv_logbuf {
 	/* read-mostly */
-	uint8_t *base; /* [immutable] cap bytes, zero-filled mmap */
+	uint8_t *base; /* [immutable] cap bytes, zero-filled at init (mmap) */
 	uint64_t cap;  /* [immutable] */
 	/* written by every append */
 	_Alignas(64) _Atomic uint64_t resv; /* [atomic] epoch:offset of the next append */
@@ -88,7 +88,18 @@ struct kv_logbuf {
 
 /* Map a zeroed buffer of @cap bytes; records start at @start. */
 int kv_logbuf_init(struct kv_logbuf *lb, uint64_t cap, uint64_t start);
+/*
+ * The same on @mem: @cap bytes that are all zero (kv_logbuf_map'd, or a
+ * detached buffer zeroed again), owned by @lb from now on.
+ */
+void kv_logbuf_init_on(struct kv_logbuf *lb, uint8_t *mem, uint64_t cap, uint64_t start);
+/* Unmap the buffer (if it still has one). */
 void kv_logbuf_destroy(struct kv_logbuf *lb);
+/* Take the buffer's memory out of @lb (for reuse); destroy then unmaps nothing. */
+uint8_t *kv_logbuf_detach(struct kv_logbuf *lb);
+/* A fresh zero-filled mapping of @cap bytes, or NULL with errno set. */
+uint8_t *kv_logbuf_map(uint64_t cap);
+void kv_logbuf_unmap(uint8_t *mem, uint64_t cap);
 
 /*
  * Reserve @len (a multiple of 8) bytes. Returns 0 and *ref, or -ENOSPC when

@@ -219,16 +219,119 @@ out:
 	return err;
 }
 
-int kv_mem_new(uint64_t cap, struct kv_mem **out)
+/*
+ * Freed log buffers kept for reuse. Every rotation needs a zeroed buffer of
+ * log_buffer_size bytes; a fresh mapping costs a page fault (and the kernel
+ * zeroing the page) for each page on the writers' path. So a memtable's
+ * buffer, once the memtable is freed (after its last unref: no reader can
+ * reach it), is kept in one of db->lbuf's slots with the extent its records
+ * may have dirtied; the backstop zeroes that a step at a time (from
+ * kv_store_prepare_spare) and a rotation takes a ready one, or maps a fresh
+ * buffer when none is ready. At most KV_LBUF_SPARES buffers are kept; close
+ * unmaps them.
+ */
+#define KV_LBUF_ZERO_STEP (4ull << 20)
+
+/* Keep @mem, whose bytes [0, @dirty) may be non-zero: 1 if kept. */
+static int lbuf_keep(struct kv_db *db, uint8_t *mem, uint64_t dirty)
+{
+	int kept = 0;
+
+	pthread_mutex_lock(&db->lbuf_mu);
+	for (int i = 0; i < KV_LBUF_SPARES && !kept; i++) {
+		if (db->lbuf[i].base)
+			continue;
+		db->lbuf[i].base = mem;
+		db->lbuf[i].dirty = dirty;
+		db->lbuf[i].zeroing = 0;
+		kept = 1;
+	}
+	pthread_mutex_unlock(&db->lbuf_mu);
+	if (kept && dirty)
+		kv_commit_kick(db); /* the backstop zeroes it */
+	return kept;
+}
+
+/* A kept buffer that is all zero, or NULL. */
+static uint8_t *lbuf_take(struct kv_db *db)
+{
+	uint8_t *mem = NULL;
+
+	pthread_mutex_lock(&db->lbuf_mu);
+	for (int i = 0; i < KV_LBUF_SPARES && !mem; i++) {
+		if (!db->lbuf[i].base || db->lbuf[i].dirty || db->lbuf[i].zeroing)
+			continue;
+		mem = db->lbuf[i].base;
+		db->lbuf[i].base = NULL;
+	}
+	pthread_mutex_unlock(&db->lbuf_mu);
+	if (mem)
+		atomic_fetch_add_explicit(&db->lbuf_reused, 1, memory_order_relaxed);
+	return mem;
+}
+
+/*
+ * The backstop: zero the top KV_LBUF_ZERO_STEP bytes of a kept buffer's dirty
+ * extent, outside the lock (the slot is marked so that nobody takes it
+ * meanwhile), and kick itself again while any dirty bytes are left: commits
+ * wait for at most one step.
+ */
+static void lbuf_zero_step(struct kv_db *db)
+{
+	struct kv_lbuf_spare *sp = NULL;
+	uint64_t lo = 0, hi = 0;
+	uint8_t *mem = NULL;
+	int more = 0;
+
+	pthread_mutex_lock(&db->lbuf_mu);
+	for (int i = 0; i < KV_LBUF_SPARES && !sp; i++) {
+		if (!db->lbuf[i].base || !db->lbuf[i].dirty || db->lbuf[i].zeroing)
+			continue;
+		sp = &db->lbuf[i];
+		mem = sp->base;
+		hi = sp->dirty;
+		lo = hi > KV_LBUF_ZERO_STEP ? hi - KV_LBUF_ZERO_STEP : 0;
+		sp->zeroing = 1;
+	}
+	pthread_mutex_unlock(&db->lbuf_mu);
+	if (!sp)
+		return;
+	memset(mem + lo, 0, hi - lo);
+	pthread_mutex_lock(&db->lbuf_mu);
+	sp->dirty = lo;
+	sp->zeroing = 0;
+	for (int i = 0; i < KV_LBUF_SPARES; i++)
+		more |= db->lbuf[i].base && db->lbuf[i].dirty;
+	pthread_mutex_unlock(&db->lbuf_mu);
+	if (more)
+		kv_commit_kick(db);
+}
+
+void kv_store_release_lbufs(struct kv_db *db)
+{
+	for (int i = 0; i < KV_LBUF_SPARES; i++) {
+		kv_logbuf_unmap(db->lbuf[i].base, db->opt.log_buffer_size);
+		db->lbuf[i].base = NULL;
+	}
+}
+
+/* A memtable on @mem (zeroed, @cap bytes; owned by it from now on) or, if
+ * @mem is NULL, on a fresh mapping. */
+static int mem_alloc(uint64_t cap, uint8_t *mem, struct kv_mem **out)
 {
 	struct kv_mem *m = NULL;
-	int err;
+	int err = 0;
 
 	/* The log buffer's fields sit on their own cache lines (logbuf.h). */
-	if (posix_memalign((void **)&m, _Alignof(struct kv_mem), sizeof(*m)))
+	if (posix_memalign((void **)&m, _Alignof(struct kv_mem), sizeof(*m))) {
+		kv_logbuf_unmap(mem, cap);
 		return -ENOMEM;
+	}
 	memset(m, 0, sizeof(*m));
-	err = kv_logbuf_init(&m->lb, cap, KV_SEG_HEADER_SIZE);
+	if (mem)
+		kv_logbuf_init_on(&m->lb, mem, cap, KV_SEG_HEADER_SIZE);
+	else
+		err = kv_logbuf_init(&m->lb, cap, KV_SEG_HEADER_SIZE);
 	if (!err) {
 		err = kv_memtable_init(&m->mt, &m->lb);
 		if (err)
@@ -242,6 +345,11 @@ int kv_mem_new(uint64_t cap, struct kv_mem **out)
 	atomic_init(&m->refs, 0);
 	*out = m;
 	return 0;
+}
+
+int kv_mem_new(uint64_t cap, struct kv_mem **out)
+{
+	return mem_alloc(cap, NULL, out);
 }
 
 int kv_mem_index(struct kv_mem *m, uint64_t ref, const uint8_t *rec, const struct kv_rec_header *h)
@@ -281,6 +389,10 @@ void kv_mem_free(struct kv_mem *m)
 	if (m->file)
 		m->file->env->ops->close(m->file);
 	kv_memtable_destroy(&m->mt);
+	/* Its records end at appended: nothing above was ever written. */
+	if (m->db && m->lb.base && m->lb.cap == m->db->opt.log_buffer_size &&
+	    lbuf_keep(m->db, m->lb.base, kv_logbuf_appended(&m->lb)))
+		kv_logbuf_detach(&m->lb);
 	kv_logbuf_destroy(&m->lb);
 	free(m->path);
 	free(m);
@@ -308,7 +420,7 @@ static int create_segment(struct kv_db *db, struct kv_file **f, char **path, uin
 	return err;
 }
 
-int kv_store_prepare_spare(struct kv_db *db)
+static int prepare_segment(struct kv_db *db)
 {
 	struct kv_file *f;
 	uint64_t id;
@@ -341,6 +453,15 @@ int kv_store_prepare_spare(struct kv_db *db)
 	return 0;
 }
 
+int kv_store_prepare_spare(struct kv_db *db)
+{
+	int err = prepare_segment(db);
+
+	/* After the segment: a rotation may be waiting for that one. */
+	lbuf_zero_step(db);
+	return err;
+}
+
 int kv_store_new_active(struct kv_db *db, uint64_t base_lsn, uint64_t prev_end, struct kv_mem **out)
 {
 	struct kv_seg_header h = { 0 };
@@ -356,7 +477,7 @@ int kv_store_new_active(struct kv_db *db, uint64_t base_lsn, uint64_t prev_end, 
 	id = db->spare_id;
 	db->spare = NULL;
 	db->spare_path = NULL;
-	stale = f && id < db->active_id; /* see kv_store_prepare_spare */
+	stale = f && id < db->active_id; /* see prepare_segment */
 	pthread_mutex_unlock(&db->rot_mu);
 	if (stale) {
 		discard_segment(db, f, path);
@@ -370,11 +491,12 @@ int kv_store_new_active(struct kv_db *db, uint64_t base_lsn, uint64_t prev_end, 
 	pthread_mutex_lock(&db->rot_mu);
 	db->active_id = id;
 	pthread_mutex_unlock(&db->rot_mu);
-	err = kv_mem_new(db->opt.log_buffer_size, &m);
+	err = mem_alloc(db->opt.log_buffer_size, lbuf_take(db), &m);
 	if (err) {
 		discard_segment(db, f, path);
 		return err;
 	}
+	m->db = db;
 	m->file = f;
 	m->path = path;
 	m->seg_id = id;

@@ -455,7 +455,9 @@ static void test_binary_keys(void **state)
 		}
 		keys[distinct++] = keys[i];
 	}
-	assert_true(distinct > 300);
+	/* At most 155 short keys (1-3 free bytes of 5 values) and about 225
+	 * long ones: more than 300 distinct is likely, not certain. */
+	assert_true(distinct > 200);
 	bk_sorted = keys;
 	bk_n = distinct;
 	bk_seen = 0;

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -46,6 +47,7 @@ struct kv_table_builder {
 	struct kv_file *file;
 	uint64_t file_no;
 	size_t block_size;
+	size_t big_block_size; /* cut target of blocks of large entries */
 	int bloom_bits;
 	int err; /* sticky */
 
@@ -337,6 +339,7 @@ int kv_tb_create(struct kv_env *env, const struct kv_options *log, const char *p
 	b->log = log;
 	b->file_no = file_no;
 	b->block_size = o->block_size ? o->block_size : 4096;
+	b->big_block_size = b->block_size * KV_TBL_BIG_MUL;
 	b->bloom_bits = o->bloom_bits_per_key ? o->bloom_bits_per_key : 10;
 	kv_bbuild_init(&b->data, o->restart_interval ? o->restart_interval : 16);
 	kv_bbuild_init(&b->index, o->restart_interval ? o->restart_interval : 16);
@@ -400,6 +403,17 @@ static int note_key(struct kv_table_builder *b, const uint8_t *ik, size_t iklen)
 	return 0;
 }
 
+/* The current data block has reached its cut target: block_size, or
+ * big_block_size while its entries average block_size / 2 bytes or more. */
+static bool block_full(const struct kv_table_builder *b)
+{
+	size_t size = kv_bbuild_size(&b->data);
+
+	if (size < b->block_size)
+		return false;
+	return size >= b->big_block_size || 2 * b->data.len < b->data.entries * b->block_size;
+}
+
 int kv_tb_add(struct kv_table_builder *b, const uint8_t *ik, size_t iklen, const void *val,
 	      size_t vlen)
 {
@@ -416,7 +430,7 @@ int kv_tb_add(struct kv_table_builder *b, const uint8_t *ik, size_t iklen, const
 		return tb_misuse(b, "internal keys not strictly increasing");
 	if (kv_bbuild_add(&b->data, ik, iklen, val, vlen) || note_key(b, ik, iklen))
 		return tb_fail(b, -ENOMEM, "adding an entry");
-	if (kv_bbuild_size(&b->data) >= b->block_size)
+	if (block_full(b))
 		return flush_data(b);
 	return 0;
 }

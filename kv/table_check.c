@@ -119,6 +119,30 @@ int kv_bcur_next(struct kv_bcur *c, struct kv_tbl_err *e)
 	return bcur_decode(c, c->next, e);
 }
 
+/* The key of the restart entry at @off, left in the block (its shared is
+ * 0): the checks of bcur_decode without the copy. 0 or -EUCLEAN. */
+static int restart_key(const struct kv_blk *b, uint32_t off, const uint8_t **key, size_t *klen,
+		       struct kv_tbl_err *e)
+{
+	const uint8_t *p = b->p + off, *end = b->p + b->limit;
+	uint64_t shared, unshared, vlen;
+
+	if (kv_varint_get(&p, end, &shared) || kv_varint_get(&p, end, &unshared) ||
+	    kv_varint_get(&p, end, &vlen))
+		return kv_tbl_bad(e, b->foff + off, "entry header runs past the entries");
+	if (shared)
+		return kv_tbl_bad(e, b->foff + off, "shared prefix longer than the previous key");
+	if (unshared > KV_TBL_MAX_IKEY || unshared < b->minklen)
+		return kv_tbl_bad(e, b->foff + off, "key length out of range");
+	if (unshared > (uint64_t)(end - p))
+		return kv_tbl_bad(e, b->foff + off, "key runs past the entries");
+	if (vlen > (uint64_t)(end - p) - unshared)
+		return kv_tbl_bad(e, b->foff + off, "value runs past the entries");
+	*key = p;
+	*klen = (size_t)unshared;
+	return 0;
+}
+
 int kv_bcur_seek(struct kv_bcur *c, const struct kv_blk *b, const uint8_t *ik, size_t iklen,
 		 struct kv_tbl_err *e)
 {
@@ -133,12 +157,13 @@ int kv_bcur_seek(struct kv_bcur *c, const struct kv_blk *b, const uint8_t *ik, s
 	hi = b->nrestarts - 1;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo + 1) / 2;
+		const uint8_t *k;
+		size_t klen;
 
-		c->klen = 0;
-		r = bcur_decode(c, blk_restart(b, mid), e);
+		r = restart_key(b, blk_restart(b, mid), &k, &klen, e);
 		if (r < 0)
 			return r;
-		if (kv_ikey_cmp(c->key, c->klen, ik, iklen) < 0)
+		if (kv_ikey_cmp(k, klen, ik, iklen) < 0)
 			lo = mid;
 		else
 			hi = mid - 1;

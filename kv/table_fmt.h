@@ -52,6 +52,16 @@
 #define KV_TBL_PROPS_FIXED 72u
 #define KV_TBL_MAX_IKEY (KV_MAX_KEY + KV_IKEY_TRAILER)
 #define KV_TBL_MAX_BLOCK (UINT32_MAX - KV_TBL_TRAILER) /* contents bytes */
+
+/* The builder's cut rule (kv/FORMAT.md, "Data block"): a data block whose
+ * entries average at least half the target block size (file data: values of
+ * the filesystem's block size) is cut at KV_TBL_BIG_MUL times the target
+ * instead of at the target, so that one read, one checksum and one cache
+ * entry serve several consecutive large values. */
+#ifndef KV_TBL_BIG_MUL
+#define KV_TBL_BIG_MUL 4u
+#endif
+
 #define KV_TBL_MAX_K 30u
 #define KV_VARINT_MAX 10u
 

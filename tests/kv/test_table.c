@@ -2,7 +2,8 @@
 /*
  * test_table.c - unit tests of the sorted tables (kv/table_*.c): build and
  * read back against a model (point lookups at many snapshots, iterator
- * seek/next), values from 0 bytes to 100 KiB, the bloom filter's false
+ * seek/next), values from 0 bytes to 100 KiB, the cut rule of blocks of
+ * large values, the bloom filter's false
  * positive rate, range tombstones, the empty table, the block cache,
  * concurrent readers, and the table file cache (kv/tcache.c): a tiny one
  * shared by many tables and threads bounds the fds the process holds, a
@@ -26,6 +27,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -252,6 +254,88 @@ static void test_small_blocks(void **state)
 		check_table(f, &m, NULL, rs);
 		kv_table_props_free(&pr);
 	}
+	tt_model_free(&m);
+}
+
+/* The cut rule (kv/FORMAT.md, "Data block"): blocks of values of the block
+ * size (file data) hold KV_TBL_BIG_MUL of them; blocks of small values stay
+ * near the target; a run of small values after large ones starts afresh.
+ * Walks the data blocks through the index (white box) and reads back. */
+static void test_big_value_blocks(void **state)
+{
+	struct tt_fx *f = *state;
+	uint64_t rs = kvt_seed("test_table.big_value_blocks");
+	struct tt_model m = { 0 };
+	struct kv_table_props pr;
+	struct tt_handles hd;
+	struct kv_tbl_err e;
+	struct kv_cache *c;
+	struct kv_bcur cur;
+	struct kv_blk ib;
+	size_t n, nbig = 0, nsmall = 0;
+	uint64_t end = 0;
+	uint8_t *file;
+	char key[32];
+	int r;
+
+	for (unsigned i = 0; i < 16 * KV_TBL_BIG_MUL; i++) {
+		snprintf(key, sizeof(key), "d%07u", i);
+		tt_model_add(&m, key, 10 + i, KV_IK_PUT, 4096, i);
+	}
+	for (unsigned i = 0; i < 600; i++) {
+		snprintf(key, sizeof(key), "m%07u", i);
+		tt_model_add(&m, key, 10 + i, KV_IK_PUT, 1 + i % 40, i);
+	}
+	for (unsigned i = 0; i < 9; i++) {
+		snprintf(key, sizeof(key), "x%07u", i);
+		tt_model_add(&m, key, 10 + i, KV_IK_PUT, 3000 + i, i);
+	}
+	tt_build(f, &m, NULL, &pr);
+	file = tt_slurp(f->path, &n);
+	assert_non_null(file);
+	tt_read_handles(file, n, &hd);
+	assert_int_equal(kv_blk_init(&ib, file + hd.off[3], hd.size[3], hd.off[3], 8, &e), 0);
+	for (r = kv_bcur_first(&cur, &ib, &e); r == 1; r = kv_bcur_next(&cur, &e)) {
+		const uint8_t *v = cur.val;
+		uint64_t off = 0, size = 0;
+		size_t ents = 0, big = 0;
+		bool last;
+		struct kv_bcur dc;
+		struct kv_blk db;
+		int dr;
+
+		assert_int_equal(kv_varint_get(&v, cur.val + cur.vlen, &off), 0);
+		assert_int_equal(kv_varint_get(&v, cur.val + cur.vlen, &size), 0);
+		assert_int_equal(off, end);
+		end = off + size + KV_TBL_TRAILER;
+		last = end == hd.off[0]; /* cut by kv_tb_finish */
+		assert_int_equal(kv_blk_init(&db, file + off, size, off, 8, &e), 0);
+		for (dr = kv_bcur_first(&dc, &db, &e); dr == 1; dr = kv_bcur_next(&dc, &e), ents++)
+			big += dc.vlen >= 3000;
+		assert_int_equal(dr, 0);
+		if (big == ents) {
+			/* cut at KV_TBL_BIG_MUL * 4096 by its last entry */
+			assert_true(size >= KV_TBL_BIG_MUL * 4096 || last);
+			assert_true(size < KV_TBL_BIG_MUL * 4096 + 4200);
+			nbig++;
+		} else if (!big) {
+			assert_true((size >= 4096 || last) && size < 4096 + 64);
+			nsmall++;
+		} else {
+			assert_true(size < 4096 + 4200); /* small ones then one large */
+		}
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(end, hd.off[0]); /* the blocks tile the data region */
+	/* the 4 KiB values exactly fill 16 blocks; the 3 KiB ones 1 or 2 */
+	assert_true(nbig >= 16 + 1 && nbig <= 16 + 2);
+	assert_true(nsmall >= 3);
+	free(file);
+	check_table(f, &m, NULL, rs);
+	assert_int_equal(kv_cache_create(64 << 10, &c), 0); /* about 3 big blocks */
+	check_table(f, &m, c, rs);
+	kv_cache_destroy(c);
+	kv_table_props_free(&pr);
 	tt_model_free(&m);
 }
 
@@ -1118,6 +1202,7 @@ int main(void)
 		T(test_roundtrip),
 		T(test_roundtrip_cache),
 		T(test_small_blocks),
+		T(test_big_value_blocks),
 		T(test_bloom),
 		T(test_rangedels),
 		T(test_builder_errors),

@@ -2,7 +2,8 @@
 /*
  * test_table_corrupt.c - damaged tables (kv/table_read.c, kv/table_check.c):
  * a flipped byte in each block and in the footer, truncation, a newer
- * version and another table's identity, keys out of order and random damage
+ * version and another table's identity, keys out of order, a bad restart
+ * entry found by a point read's binary search, and random damage
  * behind a valid checksum. Opening and reading everything must give an
  * error naming the file and an offset in the damaged region (the reader's
  * log, the checker's reports), never a crash or, under ASan, a read out of
@@ -261,6 +262,64 @@ static void test_order_damage(void **state)
 	tt_model_free(&m);
 }
 
+/* A bad restart entry (behind a valid checksum) found by the binary search
+ * of a point read: the error names the file and the entry's offset. */
+static void test_restart_damage(void **state)
+{
+	struct tt_fx *f = *state;
+	uint64_t lo[4096], hi[4096];
+	struct tt_model m = { 0 };
+	struct tt_handles hd;
+	struct kv_table_props pr;
+	uint8_t *file, *p;
+	char key[16];
+	size_t n;
+
+	for (unsigned i = 0; i < 1000; i++) { /* small entries: many restarts */
+		tt_key_of(key, i);
+		tt_model_add(&m, key, 100 + i, KV_IK_PUT, 10, i);
+	}
+	tt_build(f, &m, NULL, &pr);
+	kv_table_props_free(&pr);
+	file = tt_slurp(f->path, &n);
+	tt_read_handles(file, n, &hd);
+	assert_true(data_blocks(file, &hd, lo, hi) > 2);
+	p = malloc(n);
+	for (int kind = 0; kind < 3; kind++) {
+		uint64_t size = hi[1] - lo[1] - 16;
+		uint32_t nr = kv_get_le32(file + lo[1] + size - 4);
+		uint64_t lim = size - 4 - 4 * (uint64_t)nr, at;
+		char want[64];
+
+		assert_true(nr >= 3);
+		/* the first restart point the search probes */
+		at = lo[1] + kv_get_le32(file + lo[1] + lim + 4 * (nr / 2));
+		memcpy(p, file, n);
+		assert_int_equal(p[at], 0); /* shared */
+		if (kind == 0)
+			p[at] = 1; /* a shared prefix at a restart point */
+		else if (kind == 1)
+			p[at + 1] = 3; /* a key shorter than its trailer */
+		else
+			p[at + 2] = 0x7f; /* a longer value: may stay inside the entries */
+		reseal(p, lo[1], size);
+		put_file(f->path, p, n);
+		f->log.len = 0;
+		f->log.text[0] = 0;
+		if (kind == 2) { /* wrong answers or an error, no crash (ASan) */
+			(void)read_all(f, &m, 0);
+			continue;
+		}
+		assert_int_equal(read_all(f, &m, 0), -EUCLEAN);
+		snprintf(want, sizeof(want), "offset %llu: ", (unsigned long long)at);
+		assert_non_null(strstr(f->log.text, f->path));
+		assert_non_null(strstr(f->log.text, want));
+	}
+	free(p);
+	free(file);
+	tt_model_free(&m);
+}
+
 /* Random damage behind valid checksums: errors or wrong answers are fine,
  * crashes and out-of-bounds reads (ASan) are not. */
 static void test_damage_behind_checksums(void **state)
@@ -302,10 +361,11 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tt_setup, tt_teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_flip_each_block),	 /* caught by checksums */
-		T(test_truncate),		 /* caught by sizes */
-		T(test_version_and_identity),	 /* newer version, another file number */
-		T(test_order_damage),		 /* behind a checksum: the checker */
+		T(test_flip_each_block),      /* caught by checksums */
+		T(test_truncate),	      /* caught by sizes */
+		T(test_version_and_identity), /* newer version, another file number */
+		T(test_order_damage),	      /* behind a checksum: the checker */
+		T(test_restart_damage),
 		T(test_damage_behind_checksums), /* no crash, whatever the bytes */
 	};
 

@@ -231,6 +231,18 @@ static void rexpect(struct kv_db *db, int round, int i)
 	assert_memory_equal(buf, want, sizeof(want));
 }
 
+/* The keys as the last round left them: the first quarter from @round + 1,
+ * the second from @round + 2, the rest from @round. */
+static void rexpect_rounds(struct kv_db *db, int round)
+{
+	for (int i = 0; i < RKEYS / 4; i++)
+		rexpect(db, round + 1, i);
+	for (int i = RKEYS / 4; i < RKEYS / 2; i++)
+		rexpect(db, round + 2, i);
+	for (int i = RKEYS / 2; i < RKEYS; i++)
+		rexpect(db, round, i);
+}
+
 /* A kept buffer that is ready (all zeroed), stepping the zeroing along. */
 static uint8_t *wait_ready_lbuf(struct kv_db *db)
 {
@@ -310,24 +322,13 @@ static void test_db_reuses_zeroed_buffer(void **state)
 		for (int i = RKEYS / 4; i < RKEYS / 2; i++)
 			rput(db, round + 2, i);
 		assert_ptr_equal(atomic_load(&db->active), m);
-		for (int i = 0; i < RKEYS / 4; i++)
-			rexpect(db, round + 1, i);
-		for (int i = RKEYS / 4; i < RKEYS / 2; i++)
-			rexpect(db, round + 2, i);
-		for (int i = RKEYS / 2; i < RKEYS; i++)
-			rexpect(db, round, i);
+		rexpect_rounds(db, round);
 	}
 	/* Recovery replays the segment written from the reused buffer. */
 	assert_int_equal(kv_sync(db), 0);
 	kv_abandon(db);
 	assert_int_equal(kv_open(dir, &opt, &db), 0);
-	round--;
-	for (int i = 0; i < RKEYS / 4; i++)
-		rexpect(db, round + 1, i);
-	for (int i = RKEYS / 4; i < RKEYS / 2; i++)
-		rexpect(db, round + 2, i);
-	for (int i = RKEYS / 2; i < RKEYS; i++)
-		rexpect(db, round, i);
+	rexpect_rounds(db, round - 1);
 	assert_int_equal(kv_close(db), 0);
 	kvt_rmrf(dir);
 	free(dir);

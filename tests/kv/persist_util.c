@@ -52,6 +52,15 @@ void kvp_store_fini(struct kvp_store *s)
 	s->dir = NULL;
 }
 
+int kvp_store_teardown(void **state)
+{
+	struct kvp_store *s = *state;
+
+	kvp_store_fini(s);
+	free(s);
+	return 0;
+}
+
 /* ---- 2. calls that fail the test with the store's log ------------------- */
 
 static void __attribute__((noreturn, format(printf, 2, 3)))

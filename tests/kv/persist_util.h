@@ -54,6 +54,9 @@ int kvp_store_init(struct kvp_store *s, const char *tag, int fault);
  * fault env and remove the directory. Safe after a failed test.
  */
 void kvp_store_fini(struct kvp_store *s);
+/* A cmocka teardown: kvp_store_fini and free of the store in *@state
+ * (one the test's setup allocated). */
+int kvp_store_teardown(void **state);
 
 /* ---- 2. calls that fail the test with the store's log ------------------- */
 

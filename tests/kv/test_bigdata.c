@@ -76,15 +76,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct kvp_store *s = *state;
-
-	kvp_store_fini(s);
-	free(s);
-	return 0;
-}
-
 /* A field of /proc/self/status in bytes, or 0. */
 static uint64_t proc_status(const char *field)
 {
@@ -332,7 +323,7 @@ static void test_bigdata(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_bigdata, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bigdata, setup, kvp_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -54,15 +54,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct kvp_store *s = *state;
-
-	kvp_store_fini(s);
-	free(s);
-	return 0;
-}
-
 static void be64(uint8_t *p, uint64_t v)
 {
 	for (int i = 7; i >= 0; i--, v >>= 8)
@@ -240,9 +231,9 @@ static void test_interleaved_snapshot_rangedel(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_sequential_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sequential_files, setup, kvp_store_teardown),
 		cmocka_unit_test_setup_teardown(test_interleaved_snapshot_rangedel, setup,
-						teardown),
+						kvp_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,15 +58,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct kvp_store *s = *state;
-
-	kvp_store_fini(s);
-	free(s);
-	return 0;
-}
-
 static size_t key_of(char *k, unsigned i)
 {
 	return (size_t)snprintf(k, 32, "key%08u", i);
@@ -361,11 +352,12 @@ static void test_concurrent_tombstones(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_background_all, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_background_middle, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_manual, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_tombstones, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_background_all, setup, kvp_store_teardown),
+		cmocka_unit_test_setup_teardown(test_background_middle, setup, kvp_store_teardown),
+		cmocka_unit_test_setup_teardown(test_manual, setup, kvp_store_teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot, setup, kvp_store_teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_tombstones, setup,
+						kvp_store_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

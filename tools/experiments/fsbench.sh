@@ -17,10 +17,17 @@
 #   kvfs-store/ kvfs/     kvfs -o durability=batch
 #   kvfs-nowb-store/ kvfs-nowb/   kvfs -o durability=batch,no_writeback_cache
 #   kvfs-sync-store/ kvfs-sync/   kvfs -o durability=sync (creates, 1 and 4 threads)
+#   pt-dp-mnt/            the same passthrough with -o default_permissions, on
+#                         pt-lower too (metadata and tree phases): the floor of a
+#                         filesystem that lets the kernel check permissions, as
+#                         kvfs must for POSIX ACLs (FUSE_POSIX_ACL implies
+#                         default_permissions; the kernel then asks for a
+#                         directory's attributes again after every change to it)
 # Every daemon runs in the foreground as a child of this script; an EXIT trap
 # unmounts everything it mounted and waits for the daemons, even after a
 # failure or ^C. Then it runs fsbench on ext4, passthrough and kvfs (every
-# phase), and the create phase on kvfs-sync, and writes to $OUT:
+# phase), the metadata and tree phases on pt-dp-mnt, and the create phase on
+# kvfs-sync, and writes to $OUT:
 #   fsbench.txt    fsbench's tables, the ratio table and the sync scaling
 #   fsbench.json   both fsbench JSONs, the ratios and this script's settings
 #   fsbench.md     the tables for the README
@@ -50,6 +57,7 @@
 #   CACHE=DIR (/var/tmp/fsbench-cache)  JOBS=2  QUICK=0
 #   PERF=0|1|only  only: the perf runs without the benchmarks
 #   NOWB=1         also kvfs -o no_writeback_cache, a column of its own (0: not)
+#   PT_DP=1        also the passthrough with default_permissions (0: not)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -69,6 +77,7 @@ PT=${PT:-auto}
 PT_OPTS=${PT_OPTS:-writeback}
 PERF=${PERF:-0}
 NOWB=${NOWB:-1}
+PT_DP=${PT_DP:-1}
 KEEP=${KEEP:-0}
 DROP_CACHES=${DROP_CACHES:-1}
 if [ "$QUICK" = 1 ]; then
@@ -115,7 +124,8 @@ cleanup() {
 	done
 	[ -n "$ptdir" ] && rm -rf "$ptdir"
 	if [ "$KEEP" != 1 ] && [ -d "$WORK" ]; then
-		rm -rf "$WORK/ext4" "$WORK/pt-lower" "$WORK/kvfs-store" "$WORK/kvfs-sync-store" \
+		rm -rf "$WORK/ext4" "$WORK/pt-lower" "$WORK/kvfs-store" "$WORK/kvfs-nowb-store" \
+			"$WORK/kvfs-sync-store" \
 			"$WORK/small.tar"
 	fi
 	[ $rc -eq 0 ] || echo "fsbench.sh: failed (exit $rc); daemon logs in $WORK/*.log" >&2
@@ -205,13 +215,13 @@ else
 fi
 
 # ---- targets ------------------------------------------------------------------
-for m in pt-mnt kvfs kvfs-nowb kvfs-sync; do
+for m in pt-mnt pt-dp-mnt kvfs kvfs-nowb kvfs-sync; do
 	is_mounted "$WORK/$m" && die "$WORK/$m is mounted (an earlier run?): unmount it first"
 done
 rm -rf "$WORK/ext4" "$WORK/pt-lower" "$WORK/kvfs-store" "$WORK/kvfs-nowb-store" \
 	"$WORK/kvfs-sync-store"
-mkdir -p "$WORK/ext4" "$WORK/pt-lower" "$WORK/pt-mnt" "$WORK/kvfs" "$WORK/kvfs-nowb" \
-	"$WORK/kvfs-sync"
+mkdir -p "$WORK/ext4" "$WORK/pt-lower" "$WORK/pt-mnt" "$WORK/pt-dp-mnt" "$WORK/kvfs" \
+	"$WORK/kvfs-nowb" "$WORK/kvfs-sync"
 fstype=$(df --output=fstype "$WORK/ext4" | tail -1)
 [ "$fstype" = ext4 ] || say "warning: $WORK is on $fstype, not ext4"
 
@@ -221,10 +231,21 @@ if [ "$PT" = ll ]; then
 	start_daemon passthrough "$WORK/pt-mnt" bash -c 'ulimit -n 1048576 && exec "$@"' - \
 		"$ptdir/$ptsrc" -f -o "source=$WORK/pt-lower${PT_OPTS:+,$PT_OPTS}" "$WORK/pt-mnt"
 	pt_target=$WORK/pt-mnt
+	if [ "$PT_DP" = 1 ]; then
+		start_daemon passthrough-dp "$WORK/pt-dp-mnt" bash -c 'ulimit -n 1048576 && exec "$@"' - \
+			"$ptdir/$ptsrc" -f -o "source=$WORK/pt-lower,default_permissions${PT_OPTS:+,$PT_OPTS}" \
+			"$WORK/pt-dp-mnt"
+		pt_dp_target=$WORK/pt-dp-mnt
+	fi
 else
 	# passthrough.c mirrors / : the lower directory is under its own path.
 	start_daemon passthrough "$WORK/pt-mnt" "$ptdir/$ptsrc" -f "$WORK/pt-mnt"
 	pt_target=$WORK/pt-mnt$WORK/pt-lower
+	if [ "$PT_DP" = 1 ]; then
+		start_daemon passthrough-dp "$WORK/pt-dp-mnt" "$ptdir/$ptsrc" -f -o default_permissions \
+			"$WORK/pt-dp-mnt"
+		pt_dp_target=$WORK/pt-dp-mnt$WORK/pt-lower
+	fi
 fi
 "$MKFS" "$WORK/kvfs-store" >/dev/null
 start_daemon kvfs "$WORK/kvfs" "$KVFS" "$WORK/kvfs-store" "$WORK/kvfs" -o durability=batch -f
@@ -250,6 +271,12 @@ run_benchmarks() {
 	"$FSBENCH" "${common[@]}" --tar "$tarball" --json "$WORK/main.json" \
 		ext4="$WORK/ext4" passthrough="$pt_target" kvfs="$WORK/kvfs" "${nowb[@]}" |
 		tee "$WORK/main.txt"
+	echo '{"targets": []}' >"$WORK/dp.json"
+	if [ "$PT_DP" = 1 ]; then
+		say "fsbench metadata and tree phases on passthrough -o default_permissions"
+		"$FSBENCH" "${common[@]}" --tar "$tarball" --phases meta,tree --json "$WORK/dp.json" \
+			passthrough-dp="$pt_dp_target" | tee "$WORK/dp.txt"
+	fi
 	say "fsbench create on kvfs durability=sync, threads 1 and 4"
 	"$FSBENCH" --files "$FILES" --threads 1,4 --no-shared --phases create \
 		--json "$WORK/sync.json" kvfs-sync="$WORK/kvfs-sync" | tee "$WORK/sync.txt"
@@ -263,12 +290,13 @@ run_benchmarks() {
 	settings="$settings RAND_READS=$RAND_READS RAND_WRITES=$RAND_WRITES DROP_CACHES=$DROP_CACHES"
 	settings="$settings PT=$PT$([ "$PT" = ll ] && echo " PT_OPTS=$PT_OPTS") QUICK=$QUICK tarball=$(basename "$tarball")"
 
-	python3 - "$WORK/main.json" "$WORK/sync.json" "$OUT" "$machine" "$settings" "$secs" <<-'EOF'
+	python3 - "$WORK/main.json" "$WORK/sync.json" "$WORK/dp.json" "$OUT" "$machine" "$settings" \
+		"$secs" <<-'EOF'
 	import json, sys
 
-	main, sync = (json.load(open(p)) for p in sys.argv[1:3])
-	out, machine, settings, secs = sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
-	tgt = {t["label"]: t for t in main["targets"]}
+	main, sync, dp = (json.load(open(p)) for p in sys.argv[1:4])
+	out, machine, settings, secs = sys.argv[4], sys.argv[5], sys.argv[6], int(sys.argv[7])
+	tgt = {t["label"]: t for t in main["targets"] + dp["targets"]}
 	META = ("create", "stat", "readdir", "rename", "unlink")
 	TREE = ("untar", "sync", "find", "grep", "tarc", "rm")
 
@@ -315,12 +343,18 @@ run_benchmarks() {
 	        n = by["kvfs-nowb"].get(k)
 	        n_p = n["value"] / p["value"] if n and p["value"] > 0 else float("nan")
 	        extra = " %s | %s |" % (fmt % n["value"] if n else "-", rx(n_p))
+	    d = by.get("passthrough-dp", {}).get(k)
+	    to_d = r["value"] / d["value"] if d and d["value"] > 0 else float("nan")
+	    if "passthrough-dp" in by:
+	        extra += " %s | %s |" % (fmt % d["value"] if d else "-", rx(to_d))
 	    rows.append("| %s | %s | %s | %s | %s | %s | %s | %s |%s" % (
 	        name(r), "s" if tree else r["unit"], fmt % e["value"], fmt % p["value"], fmt % r["value"],
 	        rx(to_e), rx(to_p), goal(r, to_e, to_p), extra))
 	    ratios.append({"phase": r["phase"], "threads": r["threads"], "shared": r["shared"],
 	                   "unit": r["unit"], "ext4": e["value"], "passthrough": p["value"],
 	                   "kvfs": r["value"], "kvfs_over_ext4": to_e, "kvfs_over_passthrough": to_p,
+	                   "passthrough_dp": d["value"] if d else None,
+	                   "kvfs_over_passthrough_dp": to_d if d else None,
 	                   "lower_is_better": tree})
 	lat = []
 	for r in tgt["kvfs"]["results"]:
@@ -341,10 +375,12 @@ run_benchmarks() {
 	md.append("Rates are per second (higher is better), untar..rm are seconds (lower is better); "
 	          "the ratios are kvfs's value over the other's (for seconds, below 1x is faster).")
 	md.append("")
-	nw = "kvfs-nowb" in by
+	nw, dpc = "kvfs-nowb" in by, "passthrough-dp" in by
 	md.append("| phase | unit | ext4 | passthrough | kvfs (batch) | kvfs / ext4 | kvfs / passthrough | goal |"
-	          + (" kvfs no_writeback_cache | it / passthrough |" if nw else ""))
-	md.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |" + (" ---: | ---: |" if nw else ""))
+	          + (" kvfs no_writeback_cache | it / passthrough |" if nw else "")
+	          + (" passthrough default_permissions | kvfs / it |" if dpc else ""))
+	md.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |" + (" ---: | ---: |" if nw else "")
+	          + (" ---: | ---: |" if dpc else ""))
 	md += rows
 	md.append("")
 	md.append("kvfs durability=sync, creates/s: 1 thread %.0f, 4 threads %.0f: %.2fx (goal >= 3x: %s)."

@@ -83,11 +83,28 @@ static void usage(FILE *out)
 		"      --odirect         read back the sequential file with O_DIRECT where the\n"
 		"                        target accepts it\n"
 		"      --seed N          seed of the random offsets and data (default 1)\n"
+		"      --disks LIST      count the writes of these devices of /proc/diskstats\n"
+		"                        (comma-separated: vda, nvme0n1p2, loop3...) instead\n"
+		"                        of the machine's whole disks\n"
 		"  -q, --quick           small sizes for a smoke test: 2000 files, threads 1,2,\n"
 		"                        16M sequential, 8M random file, 500 reads, 50 writes\n"
 		"                        (options given explicitly still win)\n"
 		"  -j, --json FILE       write the results as JSON to FILE ('-': stdout)\n"
 		"  -h, --help            this text\n"
+		"\n"
+		"Disk writes: for every phase also the bytes the machine's disks wrote\n"
+		"(\"disk MiB written\"; JSON disk_bytes_written), from /proc/diskstats just\n"
+		"before and just after it: sectors written, summed over the whole disks (the\n"
+		"devices with a /sys/block/NAME/device link: no partitions, loop, ram, zram,\n"
+		"dm or md devices, so no byte counts twice). seqwrite and randwrite end with\n"
+		"fsync, so their writes are in; for them also disk bytes per byte written\n"
+		"(JSON disk_write_amplification). The other phases end without a sync\n"
+		"(adding one would change what they measure): what the kernel or a FUSE\n"
+		"daemon writes back after the phase's end is counted in a later phase or\n"
+		"not at all. The counters are machine-wide: other programs' writes count\n"
+		"too (--disks with a device only the targets use keeps them out). Not\n"
+		"reported when /proc/diskstats cannot be read (environment\n"
+		"FSBENCH_DISKSTATS: read that file instead, for tests).\n"
 		"\n"
 		"SIZE takes K, M, G, T suffixes (powers of 1024, optional iB/B). Exit status:\n"
 		"0 all ran, 1 a phase failed (message on stderr), 2 bad command line.\n");
@@ -225,6 +242,36 @@ static void check_tar(const char *path)
 		    path);
 }
 
+/* Is @name in comma-separated @list? */
+static int in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; p; p = strchr(p, ',')) {
+		p += *p == ',';
+		if (!strncmp(p, name, n) && (p[n] == ',' || !p[n]))
+			return 1;
+	}
+	return 0;
+}
+
+/* Every device of --disks is in /proc/diskstats (or $FSBENCH_DISKSTATS). */
+static void check_disks(const char *list)
+{
+	char buf[512], *save = NULL, *tok;
+	uint64_t b;
+	int n = 0;
+
+	if (strlen(list) >= sizeof(buf))
+		bad("--disks '%s': too long", list);
+	strcpy(buf, list);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++)
+		if (fsb_disk_written(tok, &b, NULL, 0))
+			bad("--disks: no device '%s' in /proc/diskstats", tok);
+	if (!n)
+		bad("--disks '%s': no device", list);
+}
+
 enum {
 	OPT_NO_SHARED = 256,
 	OPT_RAND_SIZE,
@@ -235,6 +282,7 @@ enum {
 	OPT_DROP,
 	OPT_ODIRECT,
 	OPT_SEED,
+	OPT_DISKS,
 };
 
 static const struct option longopts[] = {
@@ -252,6 +300,7 @@ static const struct option longopts[] = {
 	{ "drop-caches", no_argument, NULL, OPT_DROP },
 	{ "odirect", no_argument, NULL, OPT_ODIRECT },
 	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "disks", required_argument, NULL, OPT_DISKS },
 	{ "quick", no_argument, NULL, 'q' },
 	{ "json", required_argument, NULL, 'j' },
 	{ "help", no_argument, NULL, 'h' },
@@ -338,6 +387,10 @@ static void parse_args(int argc, char **argv, struct fsb_opts *o, struct fsb_tar
 			break;
 		case OPT_ODIRECT:
 			o->odirect = 1;
+			break;
+		case OPT_DISKS:
+			check_disks(optarg);
+			o->disks = optarg;
 			break;
 		case OPT_SEED:
 			o->seed = parse_u64("--seed", optarg, 0, UINT64_MAX);
@@ -488,6 +541,60 @@ static void cpu_model(char *out, size_t len)
 	fclose(f);
 }
 
+/*
+ * Disk writes. /proc/diskstats has a line per block device, partitions and
+ * virtual devices included; its 10th field counts the sectors written, in
+ * 512-byte units whatever the device's own sector size. A device counts when
+ * /sys/block/NAME/device exists: /sys/block lists no partitions, and the
+ * devices made by the kernel itself (loop, ram, zram, dm-*, md*, nbd) have no
+ * device link, while a disk (SCSI/SATA, NVMe, virtio, Xen, MMC) has one. So
+ * every byte is counted once, where it reaches hardware (or the hypervisor),
+ * whatever stack of partitions, LVM, dm-crypt or loop files it went through;
+ * an md mirror counts each copy, as its disks do write it. A name with '/'
+ * in diskstats has '!' in sysfs (cciss/c0d0). With --disks, exactly the
+ * devices named count, whatever they are: on a shared machine, a device of
+ * its own (a loop device holding the targets) keeps others' writes out.
+ */
+int fsb_disk_written(const char *disks, uint64_t *bytes, char *names, size_t len)
+{
+	const char *path = getenv("FSBENCH_DISKSTATS");
+	char line[512], name[128], sys[192];
+	unsigned long long sect, sum = 0;
+	size_t used = 0;
+	int found = 0;
+	FILE *f = fopen(path && *path ? path : "/proc/diskstats", "re");
+
+	if (names && len)
+		names[0] = '\0';
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		/* major minor name, then reads, reads merged, sectors read, ms
+		 * reading, writes, writes merged, sectors written */
+		if (sscanf(line, "%*u %*u %127s %*u %*u %*u %*u %*u %*u %llu", name, &sect) != 2)
+			continue;
+		if (disks && !in_list(disks, name))
+			continue;
+		for (char *c = name; *c; c++)
+			if (*c == '/')
+				*c = '!';
+		snprintf(sys, sizeof(sys), "/sys/block/%s/device", name);
+		if (!disks && access(sys, F_OK))
+			continue;
+		sum += sect;
+		found = 1;
+		/* a name that does not fit is left out whole */
+		if (names && used + strlen(name) + 1 < len)
+			used += (size_t)snprintf(names + used, len - used, "%s%s", used ? " " : "",
+						 name);
+	}
+	fclose(f);
+	if (!found)
+		return -1;
+	*bytes = (uint64_t)sum * 512;
+	return 0;
+}
+
 /* ---- output ------------------------------------------------------------ */
 
 static int is_meta(enum fsb_phase p)
@@ -556,6 +663,76 @@ static int rows(const struct fsb_target *t, int nt, const struct fsb_result **ou
 	return n;
 }
 
+/* seqwrite and randwrite: the bytes they wrote, for the amplification. */
+static int writes_data(enum fsb_phase p)
+{
+	return p == FSB_SEQWRITE || p == FSB_RANDWRITE;
+}
+
+static double amplification(const struct fsb_result *r)
+{
+	return (double)r->disk_written / (double)r->bytes;
+}
+
+/* The disk writes of each phase, and what they are per byte written. */
+static void print_disk(FILE *out, const struct fsb_opts *o, const struct fsb_target *t, int nt,
+		       const struct fsb_result *const *row, int n)
+{
+	char names[256], name[64];
+	uint64_t now;
+	int any = 0, amp = 0;
+
+	for (int i = 0; i < nt; i++)
+		for (int j = 0; j < t[i].nres; j++) {
+			any |= t[i].res[j].has_disk;
+			amp |= t[i].res[j].has_disk && writes_data(t[i].res[j].phase) &&
+			       t[i].res[j].bytes;
+		}
+	if (!any)
+		return;
+	if (fsb_disk_written(o->disks, &now, names, sizeof(names)))
+		snprintf(names, sizeof(names), "?");
+	fprintf(out, "\ndisk MiB written (%s: %s)\n%-20s",
+		o->disks ? "--disks" : "whole disks, machine-wide", names, "phase");
+	for (int i = 0; i < nt; i++)
+		fprintf(out, " %12.12s", t[i].label);
+	fprintf(out, "\n");
+	for (int k = 0; k < n; k++) {
+		row_name(row[k], name, sizeof(name));
+		fprintf(out, "%-20s", name);
+		for (int i = 0; i < nt; i++) {
+			const struct fsb_result *r = find_res(&t[i], row[k]);
+
+			if (r && r->has_disk)
+				fprintf(out, " %12.1f", (double)r->disk_written / 1048576.0);
+			else
+				fprintf(out, " %12s", "-");
+		}
+		fprintf(out, "\n");
+	}
+	if (!amp)
+		return;
+	fprintf(out, "\ndisk bytes / bytes written\n%-20s", "phase");
+	for (int i = 0; i < nt; i++)
+		fprintf(out, " %12.12s", t[i].label);
+	fprintf(out, "\n");
+	for (int k = 0; k < n; k++) {
+		if (!writes_data(row[k]->phase))
+			continue;
+		row_name(row[k], name, sizeof(name));
+		fprintf(out, "%-20s", name);
+		for (int i = 0; i < nt; i++) {
+			const struct fsb_result *r = find_res(&t[i], row[k]);
+
+			if (r && r->has_disk && r->bytes)
+				fprintf(out, " %12.2f", amplification(r));
+			else
+				fprintf(out, " %12s", "-");
+		}
+		fprintf(out, "\n");
+	}
+}
+
 static void print_table(FILE *out, const struct fsb_opts *o, const struct fsb_target *t, int nt)
 {
 	static const struct fsb_result *row[FSB_MAX_RESULTS * FSB_MAX_TARGETS];
@@ -615,6 +792,7 @@ static void print_table(FILE *out, const struct fsb_opts *o, const struct fsb_ta
 		}
 		fprintf(out, "\n");
 	}
+	print_disk(out, o, t, nt, row, n);
 	fflush(out);
 }
 
@@ -661,9 +839,14 @@ static void json_params(FILE *f, const struct fsb_opts *o)
 		}
 	fprintf(f,
 		"], \"drop_caches\": %s, \"odirect\": %s, \"fadvise_dontneed\": true, \"seed\": "
-		"%" PRIu64 ", \"quick\": %s, \"clock\": \"CLOCK_MONOTONIC\"},\n",
+		"%" PRIu64 ", \"quick\": %s, \"clock\": \"CLOCK_MONOTONIC\", \"disks\": ",
 		o->drop_caches ? "true" : "false", o->odirect ? "true" : "false", o->seed,
 		o->quick ? "true" : "false");
+	if (o->disks)
+		jstr(f, o->disks);
+	else
+		fputs("null", f);
+	fputs("},\n", f);
 }
 
 static void json_result(FILE *f, const struct fsb_result *r, int last)
@@ -680,6 +863,11 @@ static void json_result(FILE *f, const struct fsb_result *r, int last)
 		fprintf(f, ", \"fsync_seconds\": %.6f", r->extra);
 	if (r->phase == FSB_FIND)
 		fprintf(f, ", \"entries\": %.0f", r->extra);
+	if (r->has_disk) {
+		fprintf(f, ", \"disk_bytes_written\": %" PRIu64, r->disk_written);
+		if (writes_data(r->phase) && r->bytes)
+			fprintf(f, ", \"disk_write_amplification\": %.4f", amplification(r));
+	}
 	if (r->nlat) {
 		fprintf(f, ", \"latency_us\": {\"samples\": %d", r->nlat);
 		for (int i = 0; i < 6; i++)
@@ -689,6 +877,26 @@ static void json_result(FILE *f, const struct fsb_result *r, int last)
 	fputs(", \"note\": ", f);
 	jstr(f, r->note);
 	fprintf(f, "}%s\n", last ? "" : ",");
+}
+
+/* "disks": the devices disk_bytes_written sums over, null when unknown. */
+static void json_disks(FILE *f, const struct fsb_opts *o)
+{
+	char names[256], *save = NULL, *tok;
+	uint64_t now;
+	int first = 1;
+
+	if (fsb_disk_written(o->disks, &now, names, sizeof(names))) {
+		fputs(", \"disks\": null", f);
+		return;
+	}
+	fputs(", \"disks\": [", f);
+	for (tok = strtok_r(names, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		fputs(first ? "" : ", ", f);
+		jstr(f, tok);
+		first = 0;
+	}
+	fputc(']', f);
 }
 
 static int write_json(const struct fsb_opts *o, struct fsb_target *t, int nt)
@@ -714,8 +922,10 @@ static int write_json(const struct fsb_opts *o, struct fsb_target *t, int nt)
 	jstr(f, u.release);
 	fputs(", \"cpu\": ", f);
 	jstr(f, cpu);
-	fprintf(f, ", \"cpus\": %ld, \"mem_bytes\": %lld},\n", sysconf(_SC_NPROCESSORS_ONLN),
+	fprintf(f, ", \"cpus\": %ld, \"mem_bytes\": %lld", sysconf(_SC_NPROCESSORS_ONLN),
 		(long long)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE));
+	json_disks(f, o);
+	fputs("},\n", f);
 	json_params(f, o);
 	fputs("  \"targets\": [\n", f);
 	for (int i = 0; i < nt; i++) {

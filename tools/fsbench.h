@@ -57,6 +57,7 @@ struct fsb_opts {
 	int drop_caches;  /* sync + /proc/sys/vm/drop_caches before reads */
 	int odirect;	  /* O_DIRECT for the sequential read back */
 	uint64_t seed;
+	const char *disks; /* --disks: the devices counted (NULL: the whole disks) */
 	int quick;
 };
 
@@ -72,6 +73,8 @@ struct fsb_result {
 	int nlat;		     /* latency samples taken (0: none) */
 	double lat_us[6];	     /* mean, p50, p90, p99, p99.9, max */
 	char note[96];		     /* how the phase was run (O_DIRECT, cache drop...) */
+	int has_disk;		     /* disk_written is known (0: /proc/diskstats unreadable) */
+	uint64_t disk_written;	     /* bytes the machine's whole disks wrote during the phase */
 };
 
 struct fsb_target {
@@ -87,6 +90,15 @@ extern const char *const fsb_phase_names[FSB_NPHASES];
 
 /* Runs every selected phase on @t; 0 or -1 (a message was printed). */
 int fsb_run_target(const struct fsb_opts *o, struct fsb_target *t);
+
+/*
+ * Bytes written so far by the machine's whole disks, or by the devices of
+ * @disks (--disks LIST, NULL: the whole disks; fsbench.c says which devices
+ * count), into *@bytes; their names, space-separated, into @names
+ * when not NULL. 0, or -1 when unknown: /proc/diskstats (or the file named
+ * by $FSBENCH_DISKSTATS) cannot be read or lists no whole disk.
+ */
+int fsb_disk_written(const char *disks, uint64_t *bytes, char *names, size_t len);
 
 /* A message on stderr, "fsbench: " first. */
 void fsb_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -131,6 +131,34 @@ static uint64_t xorshift(uint64_t *s)
 	return *s = x;
 }
 
+/*
+ * Disk writes of timed phase @r (NULL: untimed, nothing to do): disk_start
+ * just before its clock starts, disk_stop just after it stops, both outside
+ * the timed part. No sync is added: a phase that ends without one leaves
+ * its writeback (the kernel's, a FUSE daemon's) to land later, uncounted
+ * here. Between the two calls disk_written holds the reading at the start.
+ */
+static void disk_start(const struct fsb_opts *o, struct fsb_result *r)
+{
+	if (r)
+		r->has_disk = !fsb_disk_written(o->disks, &r->disk_written, NULL, 0);
+}
+
+static void disk_stop(const struct fsb_opts *o, struct fsb_result *r)
+{
+	uint64_t now;
+
+	if (!r || !r->has_disk)
+		return;
+	if (fsb_disk_written(o->disks, &now, NULL, 0) || now < r->disk_written) {
+		/* a disk went away: the difference means nothing */
+		r->has_disk = 0;
+		r->disk_written = 0;
+		return;
+	}
+	r->disk_written = now - r->disk_written;
+}
+
 /* sync, then drop the page, dentry and inode caches (root only; checked at
  * start). */
 static int drop_caches(const struct fsb_opts *o)
@@ -316,6 +344,7 @@ static int md_phase(const struct fsb_opts *o, struct fsb_target *t, enum fsb_pha
 			}
 		}
 	}
+	disk_start(o, r);
 	for (; started < n; started++) {
 		ret = -pthread_create(&m[started].tid, NULL, md_worker, &m[started]);
 		if (ret)
@@ -340,6 +369,7 @@ static int md_phase(const struct fsb_opts *o, struct fsb_target *t, enum fsb_pha
 		ops += m[i].ops;
 		nlat += m[i].nlat;
 	}
+	disk_stop(o, r);
 	if (ret || !r)
 		goto out;
 	all = malloc((nlat ? nlat : 1) * sizeof(*all));
@@ -490,6 +520,7 @@ static int write_file(const struct fsb_opts *o, struct fsb_target *t, const char
 		fsb_err("%s: %s: %s", t->label, path, strerror(errno));
 		goto out;
 	}
+	disk_start(o, r);
 	t0 = now_ns();
 	while (done < size) {
 		size_t len = size - done < o->block ? size - done : o->block;
@@ -517,6 +548,7 @@ static int write_file(const struct fsb_opts *o, struct fsb_target *t, const char
 		r->ops = n;
 		r->bytes = size;
 		set_time(r, t0, t2);
+		disk_stop(o, r);
 		r->extra = (double)(t2 - t1) / 1e9;
 		set_lat(r, lat, n);
 		snprintf(r->note, sizeof(r->note), "%" PRIu64 "-byte writes, then fsync", o->block);
@@ -582,6 +614,7 @@ static int seq_read(const struct fsb_opts *o, struct fsb_target *t, const char *
 		fsb_err("%s: %s: %s", t->label, path, strerror(errno));
 		goto out;
 	}
+	disk_start(o, r);
 	t0 = now_ns();
 	for (;;) {
 		uint64_t a = now_ns();
@@ -599,6 +632,7 @@ static int seq_read(const struct fsb_opts *o, struct fsb_target *t, const char *
 		done += (uint64_t)got;
 	}
 	set_time(r, t0, now_ns());
+	disk_stop(o, r);
 	if (done != o->seq_size) {
 		fsb_err("%s: %s: read back %" PRIu64 " bytes of %" PRIu64, t->label, path, done,
 			o->seq_size);
@@ -637,6 +671,7 @@ static int rand_io(const struct fsb_opts *o, struct fsb_target *t, const char *p
 		fsb_err("%s: %s: %s", t->label, path, strerror(errno));
 		goto out;
 	}
+	disk_start(o, r);
 	t0 = now_ns();
 	for (uint64_t i = 0; i < nops; i++) {
 		off_t off = (off_t)(xorshift(&seed) % blocks) * RAND_IO;
@@ -653,6 +688,7 @@ static int rand_io(const struct fsb_opts *o, struct fsb_target *t, const char *p
 		buf[0]++;
 	}
 	set_time(r, t0, now_ns());
+	disk_stop(o, r);
 	r->ops = nops;
 	r->bytes = nops * RAND_IO;
 	set_lat(r, lat, nops);
@@ -772,10 +808,12 @@ static int tree_cmd(const struct fsb_opts *o, struct fsb_target *t, enum fsb_pha
 
 	if (r && (p == FSB_FIND || p == FSB_GREP || p == FSB_TARC) && drop_caches(o))
 		return -1;
+	disk_start(o, r);
 	t0 = now_ns();
 	st = run_cmd(argv, out, &count);
 	if (r) {
 		set_time(r, t0, now_ns());
+		disk_stop(o, r);
 		r->ops = 1;
 		if (out == OUT_BYTES)
 			r->bytes = count;
@@ -800,9 +838,12 @@ static int tree_cmd(const struct fsb_opts *o, struct fsb_target *t, enum fsb_pha
 static int tree_sync(const struct fsb_opts *o, struct fsb_target *t, const char *tree)
 {
 	struct fsb_result *r = (o->phases & (1u << FSB_SYNC)) ? new_result(t, FSB_SYNC) : NULL;
-	uint64_t t0 = now_ns();
-	int fd = open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	uint64_t t0;
+	int fd;
 
+	disk_start(o, r);
+	t0 = now_ns();
+	fd = open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || syncfs(fd) || fsync(fd)) {
 		fsb_err("%s: syncfs/fsync %s: %s", t->label, tree, strerror(errno));
 		if (fd >= 0)
@@ -812,6 +853,7 @@ static int tree_sync(const struct fsb_opts *o, struct fsb_target *t, const char 
 	close(fd);
 	if (r) {
 		set_time(r, t0, now_ns());
+		disk_stop(o, r);
 		r->ops = 1;
 		snprintf(r->note, sizeof(r->note), "syncfs + fsync of the tree's top directory");
 	}

@@ -2,8 +2,12 @@
 # fsbench: bad command lines are refused with exit 2 and a message naming
 # the option; a --quick run on two temporary directories writes a JSON that
 # parses and holds every phase for both, with every parameter, and leaves
-# nothing behind; --phases runs exactly the phases named. No timing is
-# asserted.
+# nothing behind; --phases runs exactly the phases named. Every phase
+# reports the bytes the machine's whole disks wrote (disk_bytes_written, a
+# non-negative integer, with disk_write_amplification for seqwrite and
+# randwrite) when /proc/diskstats lists a disk, over the same disks as found
+# here, and nothing when it cannot be read; on a disk-backed target seqwrite's
+# fsync puts at least the file's bytes on the disk. No timing is asserted.
 #
 #   test_fsbench.sh FSBENCH
 set -eu
@@ -20,7 +24,7 @@ fail() {
 
 # JSON checks with python3 (the build machine has it; jq as a fallback).
 if command -v python3 >/dev/null 2>&1; then
-	json() { python3 -c "$1" "$2"; }
+	json() { python3 -c "$@"; }
 else
 	echo "test_fsbench: no python3, skipped" >&2
 	exit 77
@@ -70,9 +74,19 @@ expect_usage "given twice" x="$tmp/a" x="$tmp/b"
 if [ "$(id -u)" -ne 0 ]; then
 	expect_usage "--drop-caches" --drop-caches "$tmp/a"
 fi
+expect_usage "no device 'nodisk9'" --disks nodisk9 "$tmp/a"
+expect_usage "--disks ','" --disks , "$tmp/a"
 
 "$fsbench" --help >"$tmp/out" 2>&1 || fail "--help: exit $?"
 grep -q "usage: fsbench" "$tmp/out" || fail "--help: no usage line"
+
+# The whole disks, as fsbench --help defines them: the devices of
+# /proc/diskstats with a /sys/block/NAME/device link. Empty: none readable.
+disks=$(awk '{ n = $3; gsub("/", "!", n); print n }' /proc/diskstats 2>/dev/null |
+	while read -r n; do
+		if [ -e "/sys/block/$n/device" ]; then echo "$n"; fi
+	done | tr '\n' ' ')
+export FSBENCH_TEST_DISKS="$disks"
 
 # A quick run of everything on two targets.
 rc=0
@@ -124,7 +138,93 @@ for t in d["targets"]:
         if r["phase"] in ("stat", "seqwrite", "randread"):
             lat = r["latency_us"]
             assert lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99_9"] <= lat["max"], r
+import os
+disks = os.environ["FSBENCH_TEST_DISKS"].split()
+if not disks:
+    assert d["machine"]["disks"] is None, d["machine"]
+for t in d["targets"] if disks else []:
+    assert d["machine"]["disks"] == disks, (d["machine"], disks)
+    for r in t["results"]:
+        n = r["disk_bytes_written"]
+        assert type(n) is int and n >= 0, r
+        if r["phase"] in ("seqwrite", "randwrite"):
+            assert abs(r["disk_write_amplification"] - n / r["bytes"]) < 1e-3, r
+        else:
+            assert "disk_write_amplification" not in r, r
+    # A target on a disk (or a partition of one) counted: the fsync of the
+    # 16 MiB file wrote at least that much to it.
+    dev = os.path.basename(t["source"])
+    sys = os.path.realpath("/sys/class/block/" + dev)
+    if os.path.exists(sys + "/partition"):
+        dev = os.path.basename(os.path.dirname(sys))
+    if t["source"].startswith("/dev/") and dev in disks and t["fstype"] in ("ext4", "xfs"):
+        seq = [r for r in t["results"] if r["phase"] == "seqwrite"][0]
+        assert seq["disk_bytes_written"] >= 16 << 20, seq
+for t in d["targets"] if not disks else []:
+    for r in t["results"]:
+        assert "disk_bytes_written" not in r, r
 ' "$tmp/all.json" || fail "all.json: $(head -c 2000 "$tmp/all.json")"
+if [ -n "$disks" ]; then
+	grep -q "^disk MiB written" "$tmp/table" || fail "table lacks disk MiB written"
+	grep -q "^disk bytes / bytes written" "$tmp/table" || fail "table lacks disk bytes / bytes written"
+fi
+
+# --disks: exactly the devices named are counted (a partition, a loop
+# device: any line of /proc/diskstats).
+one=$(awk 'NR == 1 { print $3 }' /proc/diskstats 2>/dev/null || true)
+if [ -n "$one" ]; then
+	rc=0
+	"$fsbench" --quick --files 50 --threads 1 --phases create --disks "$one" \
+		--json "$tmp/one.json" "$tmp/a" >"$tmp/table" 2>"$tmp/err" || rc=$?
+	[ "$rc" -eq 0 ] || fail "--disks $one: exit $rc: $(cat "$tmp/err")"
+	grep -q "^disk MiB written (--disks: $one)" "$tmp/table" ||
+		fail "--disks $one: table: $(cat "$tmp/table")"
+	json '
+import json, sys
+d = json.load(open(sys.argv[1]))
+want = sys.argv[2].replace("/", "!")
+assert d["params"]["disks"] == sys.argv[2], d["params"]
+assert d["machine"]["disks"] == [want], d["machine"]
+r = d["targets"][0]["results"][0]
+assert type(r["disk_bytes_written"]) is int and r["disk_bytes_written"] >= 0, r
+' "$tmp/one.json" "$one" || fail "one.json: $(cat "$tmp/one.json")"
+fi
+
+# Disk counters from a file that does not change: every phase wrote 0 bytes
+# (so the file given is the one read); from no file: no disk numbers at all,
+# and no failure.
+if [ -n "$disks" ]; then
+	cp /proc/diskstats "$tmp/diskstats"
+	rc=0
+	FSBENCH_DISKSTATS=$tmp/diskstats "$fsbench" --quick --files 50 --threads 1 \
+		--phases create,seqwrite --json "$tmp/frozen.json" "$tmp/a" >/dev/null 2>"$tmp/err" ||
+		rc=$?
+	[ "$rc" -eq 0 ] || fail "frozen diskstats run: exit $rc: $(cat "$tmp/err")"
+	json '
+import json, sys
+d = json.load(open(sys.argv[1]))
+rs = d["targets"][0]["results"]
+assert [r["phase"] for r in rs] == ["create", "seqwrite"], rs
+for r in rs:
+    assert r["disk_bytes_written"] == 0, r
+assert rs[1]["disk_write_amplification"] == 0, rs[1]
+' "$tmp/frozen.json" || fail "frozen.json: $(cat "$tmp/frozen.json")"
+fi
+rc=0
+FSBENCH_DISKSTATS=$tmp/no-diskstats "$fsbench" --quick --files 50 --threads 1 \
+	--phases create,seqwrite --json "$tmp/nodisk.json" "$tmp/a" >"$tmp/table" 2>"$tmp/err" ||
+	rc=$?
+[ "$rc" -eq 0 ] || fail "run without diskstats: exit $rc: $(cat "$tmp/err")"
+! grep -q "disk MiB" "$tmp/table" || fail "run without diskstats: table has disk MiB written"
+json '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["machine"]["disks"] is None, d["machine"]
+rs = d["targets"][0]["results"]
+assert [r["phase"] for r in rs] == ["create", "seqwrite"], rs
+for r in rs:
+    assert "disk_bytes_written" not in r and "disk_write_amplification" not in r, r
+' "$tmp/nodisk.json" || fail "nodisk.json: $(cat "$tmp/nodisk.json")"
 
 # --phases: exactly these, JSON on stdout (the table then goes to stderr).
 rc=0

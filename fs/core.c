@@ -482,11 +482,12 @@ void kvfs_forget(struct kvfs *fs, uint64_t ino, uint64_t n)
 
 /* ---- open and close --------------------------------------------------- */
 
-int kvfs_scan(struct kvfs *fs, const uint8_t *lo, size_t llen, const uint8_t *hi, size_t hlen,
-	      int (*fn)(struct kvfs *fs, const void *k, size_t klen, void *arg), void *arg)
+static int scan(struct kvfs *fs, unsigned flags, const uint8_t *lo, size_t llen, const uint8_t *hi,
+		size_t hlen, int (*fn)(struct kvfs *fs, const void *k, size_t klen, void *arg),
+		void *arg)
 {
 	struct kv_iter *it;
-	int err = kv_iter_create(fs->db, NULL, &it);
+	int err = kv_iter_create_flags(fs->db, flags, NULL, &it);
 
 	if (err)
 		return err;
@@ -504,6 +505,19 @@ int kvfs_scan(struct kvfs *fs, const uint8_t *lo, size_t llen, const uint8_t *hi
 		err = kv_iter_status(it);
 	kv_iter_destroy(it);
 	return err;
+}
+
+int kvfs_scan(struct kvfs *fs, const uint8_t *lo, size_t llen, const uint8_t *hi, size_t hlen,
+	      int (*fn)(struct kvfs *fs, const void *k, size_t klen, void *arg), void *arg)
+{
+	return scan(fs, 0, lo, llen, hi, hlen, fn, arg);
+}
+
+int kvfs_scan_latest(struct kvfs *fs, const uint8_t *lo, size_t llen, const uint8_t *hi,
+		     size_t hlen, int (*fn)(struct kvfs *fs, const void *k, size_t klen, void *arg),
+		     void *arg)
+{
+	return scan(fs, KV_READ_LATEST, lo, llen, hi, hlen, fn, arg);
 }
 
 static int count_inode(struct kvfs *fs, const void *k, size_t klen, void *arg)

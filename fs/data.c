@@ -38,9 +38,10 @@
  *   - truncate down: one delete-range for every block past the new end (O(1)
  *     whatever the size), the last partial block rewritten shortened. The new
  *     nblocks is computed for a dense file; for a sparse one the surviving
- *     blocks are counted with an iterator over [block 0, new end), after
- *     kv_sync so that it sees every appended block: O(stored blocks that
- *     survive), and a wait for the group commit in flight under the lock.
+ *     blocks are counted by kvfs_file_count_blocks over [block 0, new end):
+ *     a KV_READ_LATEST iterator (kvfs_scan_latest), so it sees every
+ *     appended block, committed or not, without waiting for a commit under
+ *     the lock; O(stored blocks that survive).
  *   - truncate up: only the size (the file becomes sparse).
  *
  * Concurrency
@@ -433,19 +434,22 @@ int kvfs_file_write(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, uint64_t
 
 static int count_key(struct kvfs *fs, const void *k, size_t klen, void *arg)
 {
+	(void)fs;
+	(void)k;
+	(void)klen;
 	(*(uint64_t *)arg)++;
 	return 0;
 }
 
-/* Data keys of @ino in [block 0, block @end), appended ones included. */
-static int count_blocks(struct kvfs *fs, uint64_t ino, uint64_t end, uint64_t *out)
+int kvfs_file_count_blocks(struct kvfs *fs, uint64_t ino, uint64_t from, uint64_t to, uint64_t *out)
 {
 	uint8_t lo[KVFS_KEY_MAX], hi[KVFS_KEY_MAX];
-	size_t llen = kvfs_key_data(lo, ino, 0), hlen = kvfs_key_data(hi, ino, end);
-	int err = kv_sync(fs->db);
+	size_t llen = kvfs_key_data(lo, ino, from), hlen = kvfs_key_data(hi, ino, to);
 
 	*out = 0;
-	return err ? err : kvfs_scan(fs, lo, llen, hi, hlen, count_key, out);
+	if (from >= to)
+		return 0;
+	return kvfs_scan_latest(fs, lo, llen, hi, hlen, count_key, out);
 }
 
 /* Shrink a file in blocks to @size. */
@@ -476,7 +480,7 @@ static int shrink_blocks(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, uin
 	else if (!keep)
 		in->nblocks = 0;
 	else
-		err = count_blocks(fs, ino, keep, &in->nblocks);
+		err = kvfs_file_count_blocks(fs, ino, 0, keep, &in->nblocks);
 	return err;
 }
 

@@ -41,11 +41,21 @@ int kvfs_file_put(struct kv_batch *b, uint64_t ino, const struct kvfs_file *f);
 /*
  * Set regular file @ino's size to @size: add the key changes to @b and
  * update f->in (size, nblocks, flags) and the inline bytes. Times are the
- * caller's. The caller holds @ino's stripe lock and appends @b. May call
- * kv_sync (to count the surviving blocks of a sparse file being shrunk).
+ * caller's. The caller holds @ino's stripe lock and appends @b. Shrinking a
+ * sparse file counts the surviving blocks (kvfs_file_count_blocks).
  */
 int kvfs_file_truncate(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, uint64_t size,
 		       struct kv_batch *b);
+
+/*
+ * *@out = the number of data keys of @ino in blocks [@from, @to), appended
+ * ones included: a KV_READ_LATEST scan (kvfs_scan_latest). It never waits
+ * for a commit, so it may be called under @ino's stripe lock, and it is
+ * exact when the caller holds that lock; keys only added to a batch not yet
+ * appended do not count. O(keys in the range). 0 or -errno.
+ */
+int kvfs_file_count_blocks(struct kvfs *fs, uint64_t ino, uint64_t from, uint64_t to,
+			   uint64_t *out);
 
 /*
  * Write @len bytes of @src at @off of regular file @ino (state in @f, under

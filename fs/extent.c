@@ -44,8 +44,9 @@
  *     range (the last block counts as whole when the range reaches EOF) are
  *     deleted, one by one up to PUNCH_POINT_MAX, else by one range
  *     tombstone; nblocks drops by the number that existed: all of them in a
- *     dense file, else counted by a kv_get each (few) or a scan after
- *     kv_sync (many: O(blocks stored in the range), as a sparse truncate).
+ *     dense file, else counted by a kv_get each (few) or by
+ *     kvfs_file_count_blocks (many: a KV_READ_LATEST scan, O(blocks stored
+ *     in the range), no wait for a commit, as a sparse truncate).
  *     The blocks at the edges are rewritten with the range zeroed (shorter
  *     if the range reaches the end of their value: possibly empty, still
  *     allocated). An inline file has its bytes zeroed.
@@ -60,8 +61,9 @@
  *     version, whose source bytes are the same.
  *   - seek: no lock, like a read. An inline file is data up to its size,
  *     a dense file data, a file without blocks a hole; otherwise the data
- *     keys from the offset's block are scanned (after kv_sync, so appended
- *     blocks count) until the answer.
+ *     keys from the offset's block are scanned until the answer, with
+ *     kvfs_scan_latest: the inode was read as its newest appended version,
+ *     so its blocks are too (appended blocks count, no wait for a commit).
  */
 #include "data.h"
 
@@ -158,26 +160,6 @@ static int to_blocks(uint64_t ino, struct kvfs_file *f, struct kv_batch *b)
 	f->in.flags &= ~KVFS_IF_INLINE;
 	f->inline_len = 0;
 	return err;
-}
-
-static int count_key(struct kvfs *fs, const void *k, size_t klen, void *arg)
-{
-	(void)fs;
-	(void)k;
-	(void)klen;
-	(*(uint64_t *)arg)++;
-	return 0;
-}
-
-/* Data keys of @ino in blocks [@from, @to), appended ones included. */
-static int count_blocks(struct kvfs *fs, uint64_t ino, uint64_t from, uint64_t to, uint64_t *out)
-{
-	uint8_t lo[KVFS_KEY_MAX], hi[KVFS_KEY_MAX];
-	size_t llen = kvfs_key_data(lo, ino, from), hlen = kvfs_key_data(hi, ino, to);
-	int err = kv_sync(fs->db);
-
-	*out = 0;
-	return err ? err : kvfs_scan(fs, lo, llen, hi, hlen, count_key, out);
 }
 
 /* Put @f's inode with times @now (mtime too if @mtime) and append @b. */
@@ -314,7 +296,7 @@ static int punch_blocks(struct kvfs *fs, uint64_t ino, struct kvfs_file *f, uint
 		if (in->nblocks == fend)
 			gone = lb - fb;
 		else
-			err = count_blocks(fs, ino, fb, lb, &gone);
+			err = kvfs_file_count_blocks(fs, ino, fb, lb, &gone);
 		if (!err)
 			err = kv_batch_delete_range(b, k1, kvfs_key_data(k1, ino, fb), k2,
 						    kvfs_key_data(k2, ino, lb));
@@ -414,10 +396,8 @@ static int seek_scan(struct kvfs *fs, uint64_t ino, const struct kvfs_inode *in,
 	size_t llen = kvfs_key_data(lo, ino, off / bs);
 	size_t hlen = kvfs_key_data(hi, ino, blocks_for(in->size, bs));
 	struct seek_walk w = { .whence = whence, .next = off / bs };
-	int err = kv_sync(fs->db);
+	int err = kvfs_scan_latest(fs, lo, llen, hi, hlen, seek_key, &w);
 
-	if (!err)
-		err = kvfs_scan(fs, lo, llen, hi, hlen, seek_key, &w);
 	if (err < 0)
 		return err;
 	if (whence == SEEK_DATA) {

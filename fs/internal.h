@@ -113,12 +113,23 @@ int kvfs_entry_read(struct kvfs *fs, uint64_t dir, const char *name, size_t len,
 		    unsigned *type);
 
 /*
- * Call @fn for every key in [@lo, @hi) of the committed state (kv_sync first
- * to include appended writes), in order; stops at @fn's first nonzero
- * return, which it returns, or at an iteration error.
+ * Call @fn for every key in [@lo, @hi) of the committed state (kv_sync first,
+ * or kvfs_scan_latest, to include appended writes), in order; stops at @fn's
+ * first nonzero return, which it returns, or at an iteration error.
  */
 int kvfs_scan(struct kvfs *fs, const uint8_t *lo, size_t llen, const uint8_t *hi, size_t hlen,
 	      int (*fn)(struct kvfs *fs, const void *k, size_t klen, void *arg), void *arg);
+/*
+ * As kvfs_scan, over the newest appended version of every key
+ * (kv_iter_create_flags with KV_READ_LATEST): sees writes appended and not
+ * yet committed without waiting for them, so it may be called under stripe
+ * locks. Exact for keys whose writers the caller excludes (the stripe lock
+ * of their inode, or appends the caller made itself); a concurrent write
+ * to other keys may show in part.
+ */
+int kvfs_scan_latest(struct kvfs *fs, const uint8_t *lo, size_t llen, const uint8_t *hi,
+		     size_t hlen, int (*fn)(struct kvfs *fs, const void *k, size_t klen, void *arg),
+		     void *arg);
 
 /* This thread's batch, cleared (one per thread, reused; never freed by the
  * caller). */

@@ -368,11 +368,10 @@ ssize_t kvfs_listxattr(struct kvfs *fs, uint64_t ino, char *buf, size_t cap)
 	struct kvfs_inode in;
 	int err;
 
+	/* Appended attributes count, as getxattr sees them: no commit wait. */
 	err = kvfs_inode_read(fs, ino, &in, NULL, 0, NULL);
 	if (!err)
-		err = kv_sync(fs->db); /* make appended attributes visible to the scan */
-	if (!err)
-		err = kvfs_scan(fs, lo, llen, hi, hlen, list_name, &nm);
+		err = kvfs_scan_latest(fs, lo, llen, hi, hlen, list_name, &nm);
 	if (err)
 		return err;
 	if (cap && nm.len > cap)

@@ -316,9 +316,9 @@ int kv_merge_iter(struct kv_super *s, struct kv_version *v, uint64_t snap, struc
 
 struct kv_iter {
 	struct kv_super *s; /* referenced: memtables and tables stay */
-	uint64_t snap;
+	uint64_t snap;	    /* versions below it; UINT64_MAX: KV_READ_LATEST */
 	struct kv_iiter *m;
-	struct kv_rdset *rd;  /* every range tombstone below snap */
+	struct kv_rdset *rd;  /* every range tombstone below snap (at creation) */
 	struct kv_keybuf key; /* the current user key (a copy) */
 	int valid, err;
 };
@@ -350,15 +350,34 @@ static int gather_tombs(struct kv_super *s, uint64_t snap, struct kv_rdset **out
 	return err;
 }
 
-int kv_iter_create(struct kv_db *db, const struct kv_snapshot *snap, struct kv_iter **out)
+/*
+ * The view's bound: the snapshot's lsn, the durable lsn now, or with
+ * KV_READ_LATEST no bound at all (UINT64_MAX). A latest view cannot stop at
+ * the lsn appended at creation: a version of an unpublished epoch may be
+ * replaced in place by a newer one of the same epoch (memtable.h), and a
+ * bound between the two would then see neither of them but an older version
+ * from an older source. So the memtables of the super are read as
+ * kv_get(KV_READ_LATEST) reads them, newest version first, whenever the
+ * iterator gets to a key; tables hold committed versions only.
+ */
+int kv_iter_create_flags(struct kv_db *db, unsigned flags, const struct kv_snapshot *snap,
+			 struct kv_iter **out)
 {
-	struct kv_iter *it = calloc(1, sizeof(*it));
+	struct kv_iter *it;
 	int err;
 
+	if ((flags & ~KV_READ_LATEST) || (snap && (flags & KV_READ_LATEST)))
+		return -EINVAL;
+	it = calloc(1, sizeof(*it));
 	if (!it)
 		return -ENOMEM;
 	it->s = kv_super_get(db);
-	it->snap = snap ? snap->lsn : atomic_load_explicit(&db->durable_lsn, memory_order_acquire);
+	if (snap)
+		it->snap = snap->lsn;
+	else if (flags & KV_READ_LATEST)
+		it->snap = UINT64_MAX;
+	else
+		it->snap = atomic_load_explicit(&db->durable_lsn, memory_order_acquire);
 	err = gather_tombs(it->s, it->snap, &it->rd);
 	if (!err)
 		err = kv_merge_iter(it->s, it->s->v, it->snap, &it->m);
@@ -370,6 +389,11 @@ int kv_iter_create(struct kv_db *db, const struct kv_snapshot *snap, struct kv_i
 	}
 	*out = it;
 	return 0;
+}
+
+int kv_iter_create(struct kv_db *db, const struct kv_snapshot *snap, struct kv_iter **out)
+{
+	return kv_iter_create_flags(db, 0, snap, out);
 }
 
 void kv_iter_destroy(struct kv_iter *it)

@@ -241,6 +241,22 @@ ssize_t kv_get_at(struct kv_db *db, const struct kv_snapshot *snap, const void *
  */
 struct kv_iter;
 int kv_iter_create(struct kv_db *db, const struct kv_snapshot *snap, struct kv_iter **out);
+/*
+ * kv_iter_create with read @flags. KV_READ_LATEST (@snap must be NULL):
+ * every key shows its newest appended version, committed or not, as
+ * kv_get(KV_READ_LATEST) would return it when the iterator reaches the key;
+ * puts, deletes and range deletes appended before the call and not yet
+ * durable count. For callers that serialize the writers of the keys they
+ * scan with their own locks (kvfs counting a file's blocks under its
+ * stripe lock) and must not wait for a commit: it replaces kv_sync followed
+ * by a plain iterator. It is not a consistent view of other writers: of a
+ * write appended after the call, the puts and deletes of keys not yet
+ * passed may show and the range deletes do not; and if the store then
+ * fails, a version shown may be one whose commit failed.
+ * -EINVAL for an unknown flag or KV_READ_LATEST with a snapshot.
+ */
+int kv_iter_create_flags(struct kv_db *db, unsigned flags, const struct kv_snapshot *snap,
+			 struct kv_iter **out);
 void kv_iter_destroy(struct kv_iter *it);
 void kv_iter_seek_first(struct kv_iter *it);
 /* First key >= @key. */

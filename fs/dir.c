@@ -11,9 +11,14 @@
  * entries are never skipped or repeated because others moved (the two
  * names of a 63-bit hash collision aside: fs/FORMAT.md).
  *
- * The scan sees committed keys only; kv_sync first makes every write
- * appended before the call committed, so a listing shows every operation
- * acknowledged before it started.
+ * The scan reads the latest view (kv_iter_create_flags, KV_READ_LATEST), as
+ * lookups and getattr read inodes: a listing shows every operation
+ * acknowledged before it started (in batch durability, acknowledged means
+ * appended, not yet committed) without waiting for a group commit, so that
+ * `rm -rf` (list a directory, unlink its entries, list the next one) or an
+ * `ls` after a burst of creates never waits for the disk. Of operations
+ * appended while the scan runs some may show and some not, which POSIX
+ * allows for entries added or removed after opendir.
  */
 #include "internal.h"
 
@@ -82,9 +87,7 @@ static int scan_entries(struct lister *l, uint64_t dir, uint64_t from)
 	struct kv_iter *it;
 	int err;
 
-	err = kv_sync(l->fs->db);
-	if (!err)
-		err = kv_iter_create(l->fs->db, NULL, &it);
+	err = kv_iter_create_flags(l->fs->db, KV_READ_LATEST, NULL, &it);
 	if (err)
 		return err;
 	for (kv_iter_seek(it, lo, llen); kv_iter_valid(it); kv_iter_next(it)) {

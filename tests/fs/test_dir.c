@@ -3,7 +3,8 @@
  * Directory listings and statfs (fs/dir.c): ".", "..", every entry once
  * with its type and a stable offset; resuming at any offset; readdirplus's
  * attributes and lookup references; listings that stay exactly-once while
- * the directory changes between calls; a directory of 100k entries; four
+ * the directory changes between calls; listings right after an acknowledged
+ * (not yet committed) create or unlink; a directory of 100k entries; four
  * threads creating (and removing) in one directory at once, and listings
  * racing creates and removes (both also run under TSan); statfs figures
  * against the host's.
@@ -325,6 +326,43 @@ static void test_readdir_changes(void **state)
 	free(l.items);
 }
 
+/*
+ * Batch durability acknowledges at append: a listing right after a create or
+ * an unlink (long before its group commit) must show it, as a lookup would.
+ * Each round creates one name and removes the one before, then lists (plain
+ * and plus): exactly ".", "..", the new name.
+ */
+static void test_readdir_after_ack(void **state)
+{
+	struct fst *t = *state;
+	uint64_t d = fst_mkdir_unref(t, ROOT, "d"), ino = 0;
+	char name[32];
+
+	for (int i = 0; i < 300; i++) {
+		struct lst l = { 0 };
+		uint64_t prev = ino;
+
+		snprintf(name, sizeof(name), "a%d", i);
+		ino = fst_file_unref(t, d, name);
+		if (i) {
+			char old[32];
+
+			snprintf(old, sizeof(old), "a%d", i - 1);
+			assert_int_equal(kvfs_unlink(t->fs, d, old, NULL), 0);
+		}
+		list_all(t, d, i % 2, &l);
+		assert_int_equal(l.n, 3);
+		assert_non_null(find(&l, name));
+		assert_int_equal(find(&l, name)->ino, ino);
+		assert_true(ino != prev);
+		if (i % 2) {
+			assert_true(find(&l, name)->has_e);
+			assert_int_equal(find(&l, name)->e.attr.st_nlink, 1);
+		}
+		free(l.items);
+	}
+}
+
 /* ---- a big directory ---------------------------------------------------- */
 
 struct counter {
@@ -609,6 +647,7 @@ int main(void)
 		T(test_readdir_plus),
 		T(test_readdir_errors),
 		T(test_readdir_changes),
+		T(test_readdir_after_ack),
 		T(test_readdir_100k),
 		T(test_concurrent_create),
 		T(test_readdir_concurrent),

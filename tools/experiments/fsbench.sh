@@ -3,7 +3,7 @@
 # floor), with tools/fsbench, in one run: the README's "Filesystem
 # performance" table.
 #
-#   tools/experiments/fsbench.sh        as root; 12-18 minutes on 2 cores
+#   tools/experiments/fsbench.sh        as root; 15-20 minutes on 2 cores
 #   QUICK=1 tools/experiments/fsbench.sh   smoke test of the script, ~1 minute
 #
 # What it does: installs what it needs (fuse3, libfuse3-dev, linux-source-6.1,
